@@ -1,0 +1,227 @@
+/// The YAML file as written: a `Decodable` mirror that rejects unknown keys.
+/// ``ConfigLoader`` validates it into a ``SluiceConfig``.
+struct ConfigFile: Decodable {
+    var redis: RedisSection?
+    var server: ServerSection?
+    var limits: LimitsSection?
+    var logging: LoggingSection?
+    var plans: [String: PlanSection]?
+    var apiKeys: [APIKeySection]?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case redis, server, limits, logging, plans
+        case apiKeys = "api_keys"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.redis = try c.decodeIfPresent(RedisSection.self, forKey: .redis)
+        self.server = try c.decodeIfPresent(ServerSection.self, forKey: .server)
+        self.limits = try c.decodeIfPresent(LimitsSection.self, forKey: .limits)
+        self.logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging)
+        self.plans = try c.decodeIfPresent([String: PlanSection].self, forKey: .plans)
+        self.apiKeys = try c.decodeIfPresent([APIKeySection].self, forKey: .apiKeys)
+    }
+
+    struct RedisSection: Decodable {
+        var url: String?
+        var timeoutMs: Int?
+        var connectTimeoutMs: Int?
+        var connectionsPerLoop: Int?
+        var maxPending: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case url
+            case timeoutMs = "timeout_ms"
+            case connectTimeoutMs = "connect_timeout_ms"
+            case connectionsPerLoop = "connections_per_loop"
+            case maxPending = "max_pending"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.url = try c.decodeIfPresent(String.self, forKey: .url)
+            self.timeoutMs = try c.decodeIfPresent(Int.self, forKey: .timeoutMs)
+            self.connectTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs)
+            self.connectionsPerLoop = try c.decodeIfPresent(Int.self, forKey: .connectionsPerLoop)
+            self.maxPending = try c.decodeIfPresent(Int.self, forKey: .maxPending)
+        }
+    }
+
+    struct ServerSection: Decodable {
+        var host: String?
+        var port: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case host, port
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.host = try c.decodeIfPresent(String.self, forKey: .host)
+            self.port = try c.decodeIfPresent(Int.self, forKey: .port)
+        }
+    }
+
+    struct LimitsSection: Decodable {
+        var maxBodyBytes: Int?
+        var maxAPIKeyBytes: Int?
+        var maxRouteBytes: Int?
+        var maxCost: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case maxBodyBytes = "max_body_bytes"
+            case maxAPIKeyBytes = "max_api_key_bytes"
+            case maxRouteBytes = "max_route_bytes"
+            case maxCost = "max_cost"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes)
+            self.maxAPIKeyBytes = try c.decodeIfPresent(Int.self, forKey: .maxAPIKeyBytes)
+            self.maxRouteBytes = try c.decodeIfPresent(Int.self, forKey: .maxRouteBytes)
+            self.maxCost = try c.decodeIfPresent(Int.self, forKey: .maxCost)
+        }
+    }
+
+    struct LoggingSection: Decodable {
+        var level: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case level
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.level = try c.decodeIfPresent(String.self, forKey: .level)
+        }
+    }
+
+    struct ThrottleSection: Decodable {
+        var rate: Double
+        var burst: Int
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case rate, burst
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.rate = try c.decode(Double.self, forKey: .rate)
+            self.burst = try c.decode(Int.self, forKey: .burst)
+        }
+    }
+
+    struct QuotaSection: Decodable {
+        var limit: Int
+        var period: String
+        var offsetHours: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case limit, period
+            case offsetHours = "offset_hours"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.limit = try c.decode(Int.self, forKey: .limit)
+            self.period = try c.decode(String.self, forKey: .period)
+            self.offsetHours = try c.decodeIfPresent(Int.self, forKey: .offsetHours)
+        }
+    }
+
+    struct RouteSection: Decodable {
+        var rate: Double
+        var burst: Int
+        var additional: Bool?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case rate, burst, additional
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.rate = try c.decode(Double.self, forKey: .rate)
+            self.burst = try c.decode(Int.self, forKey: .burst)
+            self.additional = try c.decodeIfPresent(Bool.self, forKey: .additional)
+        }
+    }
+
+    struct PlanSection: Decodable {
+        var throttle: ThrottleSection?
+        var quota: QuotaSection?
+        var onBackendError: String?
+        var routes: [String: RouteSection]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case throttle, quota, routes
+            case onBackendError = "on_backend_error"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.throttle = try c.decodeIfPresent(ThrottleSection.self, forKey: .throttle)
+            self.quota = try c.decodeIfPresent(QuotaSection.self, forKey: .quota)
+            self.onBackendError = try c.decodeIfPresent(String.self, forKey: .onBackendError)
+            self.routes = try c.decodeIfPresent([String: RouteSection].self, forKey: .routes)
+        }
+    }
+
+    struct APIKeySection: Decodable {
+        var key: String?
+        var keySHA256: String?
+        var plan: String
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case key, plan
+            case keySHA256 = "key_sha256"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.key = try c.decodeIfPresent(String.self, forKey: .key)
+            self.keySHA256 = try c.decodeIfPresent(String.self, forKey: .keySHA256)
+            self.plan = try c.decode(String.self, forKey: .plan)
+        }
+    }
+}
+
+/// A coding key for any string, to list the keys a mapping really has.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+/// A key in the file that the schema does not have.
+struct UnknownConfigKey: Error {
+    let codingPath: [any CodingKey]
+    let allowed: [String]
+}
+
+extension Decoder {
+    /// Throws ``UnknownConfigKey`` if the mapping being decoded has a key outside `Keys`.
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        let allowed = Keys.allCases.map(\.stringValue)
+        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue })
+        where !allowed.contains(key.stringValue) {
+            throw UnknownConfigKey(codingPath: self.codingPath + [key], allowed: allowed)
+        }
+    }
+}

@@ -1,0 +1,380 @@
+import Foundation
+import Yams
+
+/// Reads the YAML file, applies environment variables and flags (flag > environment >
+/// file > default), validates everything and builds a ``SluiceConfig``.
+///
+/// Every problem is reported, each with its source, key path and reason.
+public enum ConfigLoader {
+    /// Log levels Sluice accepts.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Loads a config file.
+    /// - Parameters:
+    ///   - path: the YAML file.
+    ///   - environment: environment variables (`SLUICE_*`).
+    ///   - overrides: command-line flags.
+    /// - Throws: ``ConfigError`` with every problem found.
+    public static func load(
+        path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        overrides: ConfigOverrides = .init()
+    ) throws(ConfigError) -> SluiceConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(problems: [.init(source: path, path: "", reason: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try self.parse(yaml: text, source: path, environment: environment, overrides: overrides)
+    }
+
+    /// Parses YAML text as a config file named `source`.
+    /// - Throws: ``ConfigError`` with every problem found.
+    public static func parse(
+        yaml: String,
+        source: String,
+        environment: [String: String] = [:],
+        overrides: ConfigOverrides = .init()
+    ) throws(ConfigError) -> SluiceConfig {
+        let file: ConfigFile
+        do {
+            if yaml.allSatisfy({ $0.isWhitespace }) {
+                file = try YAMLDecoder().decode(ConfigFile.self, from: "{}")
+            } else {
+                file = try YAMLDecoder().decode(ConfigFile.self, from: yaml)
+            }
+        } catch {
+            throw ConfigError(problems: [self.problem(decoding: error, source: source)])
+        }
+        var validator = Validator(source: source, environment: environment, overrides: overrides)
+        let config = validator.validate(file)
+        guard validator.problems.isEmpty, let config else {
+            throw ConfigError(problems: validator.problems)
+        }
+        return config
+    }
+
+    private static func problem(decoding error: any Error, source: String) -> ConfigError.Problem {
+        switch error {
+        case let error as UnknownConfigKey:
+            let path = self.path(error.codingPath)
+            return .init(source: source, path: path, reason: "unknown key (expected one of: \(error.allowed.joined(separator: ", ")))")
+        case DecodingError.typeMismatch(let type, let context):
+            return .init(source: source, path: self.path(context.codingPath), reason: "expected \(self.describe(type))")
+        case DecodingError.valueNotFound(let type, let context):
+            return .init(source: source, path: self.path(context.codingPath), reason: "expected \(self.describe(type)), found null")
+        case DecodingError.keyNotFound(let key, let context):
+            return .init(source: source, path: self.path(context.codingPath + [key]), reason: "is required")
+        case DecodingError.dataCorrupted(let context):
+            return .init(source: source, path: self.path(context.codingPath), reason: context.debugDescription)
+        case let error as YamlError:
+            return .init(source: source, path: "", reason: "invalid YAML: \(error)")
+        default:
+            return .init(source: source, path: "", reason: "\(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is [String: Any].Type, is [String: ConfigFile.PlanSection].Type, is [String: ConfigFile.RouteSection].Type:
+            return "a mapping"
+        case is [Any].Type, is [ConfigFile.APIKeySection].Type: return "a list"
+        default: return "a mapping"
+        }
+    }
+
+    static func path(_ codingPath: [any CodingKey]) -> String {
+        var out = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                out += "[\(index)]"
+            } else {
+                out += out.isEmpty ? key.stringValue : "." + key.stringValue
+            }
+        }
+        return out
+    }
+}
+
+/// Validation of a decoded file, collecting every problem.
+private struct Validator {
+    let source: String
+    let environment: [String: String]
+    let overrides: ConfigOverrides
+    var problems: [ConfigError.Problem] = []
+
+    init(source: String, environment: [String: String], overrides: ConfigOverrides) {
+        self.source = source
+        self.environment = environment
+        self.overrides = overrides
+    }
+
+    mutating func fail(_ path: String, _ reason: String, source: String? = nil) {
+        self.problems.append(.init(source: source ?? self.source, path: path, reason: reason))
+    }
+
+    /// A value with its origin: flag, environment variable, file or default.
+    private func pick<T>(flag: T?, flagName: String, env: String, file: T?, parse: (String) -> T?) -> (T?, String?, String?) {
+        if let flag { return (flag, flagName, nil) }
+        if let raw = self.environment[env] {
+            return (parse(raw), env, raw)
+        }
+        return (file, nil, nil)
+    }
+
+    mutating func validate(_ file: ConfigFile) -> SluiceConfig? {
+        // redis
+        let redisSection = file.redis
+        var redisURL = try! RedisURL("redis://127.0.0.1:6379/0")
+        let urlText: String?
+        let urlSource: String?
+        if let flag = self.overrides.redisURL {
+            (urlText, urlSource) = (flag, "--redis-url")
+        } else if let env = self.environment["SLUICE_REDIS_URL"] {
+            (urlText, urlSource) = (env, "SLUICE_REDIS_URL")
+        } else {
+            (urlText, urlSource) = (redisSection?.url, nil)
+        }
+        if let urlText {
+            do {
+                redisURL = try RedisURL(urlText)
+            } catch {
+                self.fail(urlSource == nil ? "redis.url" : "", error.reason, source: urlSource)
+            }
+        }
+        let timeoutMs = self.bounded(redisSection?.timeoutMs, "redis.timeout_ms", default: 100, 1...60_000)
+        let connectTimeoutMs = self.bounded(redisSection?.connectTimeoutMs, "redis.connect_timeout_ms", default: 1000, 1...60_000)
+        let perLoop = self.bounded(redisSection?.connectionsPerLoop, "redis.connections_per_loop", default: 1, 1...64)
+        let maxPending = self.bounded(redisSection?.maxPending, "redis.max_pending", default: 1024, 1...1_000_000)
+
+        // server
+        var host = file.server?.host ?? "127.0.0.1"
+        if let flag = self.overrides.host {
+            host = flag
+        } else if let env = self.environment["SLUICE_HOST"] {
+            host = env
+        }
+        if host.isEmpty { self.fail("server.host", "must not be empty") }
+        var port = 8080
+        if let flag = self.overrides.port {
+            if (0...65535).contains(flag) { port = flag } else { self.fail("", "must be 0-65535", source: "--port") }
+        } else if let env = self.environment["SLUICE_PORT"] {
+            if let value = Int(env), (0...65535).contains(value) { port = value } else {
+                self.fail("", "must be an integer 0-65535, not \"\(env)\"", source: "SLUICE_PORT")
+            }
+        } else if let value = file.server?.port {
+            if (0...65535).contains(value) { port = value } else { self.fail("server.port", "must be 0-65535") }
+        }
+
+        // limits
+        let defaults = InputBounds()
+        let bounds = InputBounds(
+            maxBodyBytes: self.bounded(file.limits?.maxBodyBytes, "limits.max_body_bytes", default: defaults.maxBodyBytes, 64...(64 << 20)),
+            maxAPIKeyBytes: self.bounded(file.limits?.maxAPIKeyBytes, "limits.max_api_key_bytes", default: defaults.maxAPIKeyBytes, 1...65536),
+            maxRouteBytes: self.bounded(file.limits?.maxRouteBytes, "limits.max_route_bytes", default: defaults.maxRouteBytes, 1...65536),
+            maxCost: self.bounded(file.limits?.maxCost, "limits.max_cost", default: defaults.maxCost, 1...1_000_000_000_000)
+        )
+
+        // logging
+        var logLevel = file.logging?.level ?? "info"
+        var levelSource: String?
+        if let flag = self.overrides.logLevel {
+            (logLevel, levelSource) = (flag, "--log-level")
+        } else if let env = self.environment["SLUICE_LOG_LEVEL"] {
+            (logLevel, levelSource) = (env, "SLUICE_LOG_LEVEL")
+        }
+        logLevel = logLevel.lowercased()
+        if !ConfigLoader.logLevels.contains(logLevel) {
+            self.fail(levelSource == nil ? "logging.level" : "", "must be one of \(ConfigLoader.logLevels.joined(separator: ", "))", source: levelSource)
+        }
+
+        // plans
+        var plans: [String: Plan] = [:]
+        for (name, section) in (file.plans ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let plan = self.plan(name: name, section: section) {
+                plans[name] = plan
+            }
+        }
+
+        // keys
+        var warnings: [String] = []
+        let secret: String
+        if let env = self.environment["SLUICE_KEY_SECRET"], !env.isEmpty {
+            secret = env
+        } else {
+            secret = KeyDigester.defaultSecret
+            warnings.append(
+                "SLUICE_KEY_SECRET is not set: key ids use the built-in default secret; set the same secret on every instance"
+            )
+        }
+        let digester = KeyDigester(secret: secret)
+        var rawKeys: [String: KeyEntry] = [:]
+        var shaKeys: [[UInt8]: KeyEntry] = [:]
+        var seen: [[UInt8]: Int] = [:]
+        for (index, entry) in (file.apiKeys ?? []).enumerated() {
+            let path = "api_keys[\(index)]"
+            let plan = plans[entry.plan]
+            if plan == nil {
+                if file.plans?[entry.plan] == nil {
+                    self.fail(path + ".plan", "plan \"\(entry.plan)\" is not defined under plans")
+                }
+            }
+            let digest: [UInt8]
+            switch (entry.key, entry.keySHA256) {
+            case (nil, nil):
+                self.fail(path, "needs key or key_sha256")
+                continue
+            case (.some, .some):
+                self.fail(path, "has both key and key_sha256; give one")
+                continue
+            case (let key?, nil):
+                if key.isEmpty {
+                    self.fail(path + ".key", "must not be empty")
+                    continue
+                }
+                if key.utf8.count > bounds.maxAPIKeyBytes {
+                    self.fail(path + ".key", "is longer than limits.max_api_key_bytes (\(bounds.maxAPIKeyBytes))")
+                    continue
+                }
+                digest = KeyDigester.sha256(of: key)
+            case (nil, let hex?):
+                guard hex.utf8.count == 64, let bytes = Hex.decode(hex) else {
+                    self.fail(path + ".key_sha256", "must be 64 hexadecimal characters (the SHA-256 of the key)")
+                    continue
+                }
+                digest = bytes
+            }
+            if let first = seen[digest] {
+                self.fail(path, "the same key as api_keys[\(first)]")
+                continue
+            }
+            seen[digest] = index
+            guard let plan else { continue }
+            let keyEntry = KeyEntry(keyID: digester.keyID(sha256: digest), plan: plan)
+            if let key = entry.key {
+                rawKeys[key] = keyEntry
+            } else {
+                shaKeys[digest] = keyEntry
+            }
+        }
+
+        guard self.problems.isEmpty else { return nil }
+        return SluiceConfig(
+            redis: .init(
+                url: redisURL,
+                timeoutMs: timeoutMs,
+                connectTimeoutMs: connectTimeoutMs,
+                connectionsPerLoop: perLoop,
+                maxPending: maxPending
+            ),
+            host: host,
+            port: port,
+            bounds: bounds,
+            logLevel: logLevel,
+            rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys),
+            keySecret: secret,
+            warnings: warnings,
+            source: self.source
+        )
+    }
+
+    private mutating func bounded(_ value: Int?, _ path: String, default fallback: Int, _ range: ClosedRange<Int>) -> Int {
+        guard let value else { return fallback }
+        guard range.contains(value) else {
+            self.fail(path, "must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
+            return fallback
+        }
+        return value
+    }
+
+    private mutating func bucket(rate: Double, burst: Int, path: String) -> TokenBucket? {
+        var ok = true
+        if !(rate > 0) || !rate.isFinite {
+            self.fail(path + ".rate", "must be a positive number, not \(rate)")
+            ok = false
+        } else if rate > 1_000_000 {
+            self.fail(path + ".rate", "must be at most 1000000 per second")
+            ok = false
+        }
+        if burst <= 0 {
+            self.fail(path + ".burst", "must be a positive integer, not \(burst)")
+            ok = false
+        } else if burst > 1_000_000_000 {
+            self.fail(path + ".burst", "must be at most 1000000000")
+            ok = false
+        }
+        return ok ? TokenBucket(rate: rate, burst: burst) : nil
+    }
+
+    private mutating func plan(name: String, section: ConfigFile.PlanSection) -> Plan? {
+        let path = "plans." + name
+        let problemsBefore = self.problems.count
+        if name.isEmpty || name.utf8.count > 128 || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            self.fail(path, "plan names must be 1-128 printable characters")
+        }
+        var throttle: TokenBucket?
+        if let t = section.throttle {
+            throttle = self.bucket(rate: t.rate, burst: t.burst, path: path + ".throttle")
+        }
+        var quota: Quota?
+        if let q = section.quota {
+            let qpath = path + ".quota"
+            let period = QuotaPeriod(rawValue: q.period.lowercased())
+            if period == nil {
+                self.fail(qpath + ".period", "must be day, week or month, not \"\(q.period)\"")
+            }
+            if q.limit <= 0 {
+                self.fail(qpath + ".limit", "must be a positive integer, not \(q.limit)")
+            }
+            let offset = q.offsetHours ?? 0
+            if !(0...23).contains(offset) {
+                self.fail(qpath + ".offset_hours", "must be between 0 and 23, not \(offset)")
+            }
+            if let period, q.limit > 0, (0...23).contains(offset) {
+                quota = Quota(limit: q.limit, period: period, offsetHours: offset)
+            }
+        }
+        var policy = BackendErrorPolicy.deny
+        if let text = section.onBackendError {
+            if let value = BackendErrorPolicy(rawValue: text.lowercased()) {
+                policy = value
+            } else {
+                self.fail(path + ".on_backend_error", "must be deny or allow, not \"\(text)\"")
+            }
+        }
+        var rules: [RouteRule] = []
+        var seenRoutes: [RequestRoute: String] = [:]
+        var seenSuffixes: [String: String] = [:]
+        for (pattern, route) in (section.routes ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let rpath = path + ".routes." + pattern
+            if pattern.contains("{") || pattern.contains("*") {
+                self.fail(rpath, "path parameters and wildcards are not supported yet; give an exact \"METHOD /path\"")
+                continue
+            }
+            guard let parsed = RequestRoute(pattern), !pattern.contains("?") else {
+                self.fail(rpath, "route keys must look like \"POST /v1/predict\" (a method, one space, a path starting with /)")
+                continue
+            }
+            if let other = seenRoutes[parsed] {
+                self.fail(rpath, "matches the same requests as \"\(other)\"")
+                continue
+            }
+            seenRoutes[parsed] = pattern
+            guard let bucket = self.bucket(rate: route.rate, burst: route.burst, path: rpath) else { continue }
+            let rule = RouteRule(pattern: pattern, route: parsed, bucket: bucket, additional: route.additional ?? false)
+            if let other = seenSuffixes[rule.limit.keySuffix] {
+                self.fail(rpath, "its state key collides with \"\(other)\"; rename one route")
+                continue
+            }
+            seenSuffixes[rule.limit.keySuffix] = pattern
+            rules.append(rule)
+        }
+        guard self.problems.count == problemsBefore else { return nil }
+        return Plan(name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy)
+    }
+}

@@ -1,0 +1,55 @@
+/// Everything Sluice runs with, validated: an immutable snapshot built by ``ConfigLoader``.
+public struct SluiceConfig: Sendable {
+    /// Redis settings (section `redis`).
+    public struct Redis: Sendable, Hashable {
+        /// Where Redis is.
+        public var url: RedisURL
+        /// Per-command deadline in milliseconds.
+        public var timeoutMs: Int
+        /// Deadline of a connect plus its handshake, in milliseconds.
+        public var connectTimeoutMs: Int
+        /// Connections kept open on each event loop.
+        public var connectionsPerLoop: Int
+        /// Commands that may wait for replies on one connection.
+        public var maxPending: Int
+    }
+
+    /// Redis settings.
+    public var redis: Redis
+    /// Address the decision listener binds.
+    public var host: String
+    /// Port the decision listener binds (0: any free port).
+    public var port: Int
+    /// Input bounds (section `limits`).
+    public var bounds: InputBounds
+    /// Log level: trace, debug, info, notice, warning, error or critical.
+    public var logLevel: String
+    /// Plans and API keys.
+    public var rules: RuleSet
+    /// The secret that key ids are made with.
+    public var keySecret: String
+    /// Things worth a loud warning that do not stop Sluice (the default key secret...).
+    public var warnings: [String]
+    /// The file it came from.
+    public var source: String
+}
+
+/// Values given on the command line; they win over the environment and the file.
+public struct ConfigOverrides: Sendable, Hashable {
+    /// `--host`.
+    public var host: String?
+    /// `--port`.
+    public var port: Int?
+    /// `--redis-url`.
+    public var redisURL: String?
+    /// `--log-level`.
+    public var logLevel: String?
+
+    /// Creates overrides.
+    public init(host: String? = nil, port: Int? = nil, redisURL: String? = nil, logLevel: String? = nil) {
+        self.host = host
+        self.port = port
+        self.redisURL = redisURL
+        self.logLevel = logLevel
+    }
+}

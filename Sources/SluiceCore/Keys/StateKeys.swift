@@ -1,0 +1,25 @@
+/// Names of the Redis keys that hold one API key's limit state.
+///
+/// Every name carries the key id as its hash tag (`sl:{<id>}:...`), so all of a
+/// caller's state lives in one Redis Cluster slot and one script can touch it
+/// (DESIGN invariant 4). No name holds a raw API key (invariant 6).
+public enum StateKeys {
+    /// The prefix shared by all of Sluice's limit-state keys.
+    public static let namespace = "sl:"
+
+    /// `sl:{<id>}:`, the prefix of every state key of one API key.
+    public static func prefix(keyID: String) -> String {
+        "sl:{" + keyID + "}:"
+    }
+
+    /// Suffix of the plan throttle's bucket.
+    public static let throttleSuffix = "t"
+    /// Suffix of the quota's counter.
+    public static let quotaSuffix = "q"
+
+    /// Suffix of a route's bucket: a short digest of the route's normalised pattern,
+    /// so a long or odd route never lands in a key name.
+    public static func routeSuffix(normalizedRoute: String) -> String {
+        "r:" + Base64URL.encode(Array(KeyDigester.sha256(of: normalizedRoute).prefix(6)))
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// Bounds on what a caller may send (DESIGN invariant 8); config section `limits`.
+public struct InputBounds: Sendable, Hashable {
+    /// Largest accepted request body, in bytes.
+    public var maxBodyBytes: Int
+    /// Longest accepted API key, in bytes.
+    public var maxAPIKeyBytes: Int
+    /// Longest accepted route, in bytes.
+    public var maxRouteBytes: Int
+    /// Largest accepted cost.
+    public var maxCost: Int
+
+    /// Creates bounds; the defaults are DESIGN.md's.
+    public init(maxBodyBytes: Int = 65536, maxAPIKeyBytes: Int = 256, maxRouteBytes: Int = 512, maxCost: Int = 1_000_000) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxAPIKeyBytes = maxAPIKeyBytes
+        self.maxRouteBytes = maxRouteBytes
+        self.maxCost = maxCost
+    }
+}
+
+/// A request rejected before anything was counted: a machine-readable code and a message.
+public struct InputError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Machine-readable code (`invalid_json`, `missing_api_key`, ...).
+    public let code: String
+    /// What was wrong, for people.
+    public let message: String
+    /// Whether the body as a whole was too large (HTTP 413) rather than malformed (400).
+    public let tooLarge: Bool
+
+    /// Creates an error.
+    public init(code: String, message: String, tooLarge: Bool = false) {
+        self.code = code
+        self.message = message
+        self.tooLarge = tooLarge
+    }
+
+    public var description: String { "\(self.code): \(self.message)" }
+
+    /// The body is larger than `limits.max_body_bytes`.
+    public static func bodyTooLarge(_ max: Int) -> InputError {
+        InputError(code: "body_too_large", message: "request body is larger than \(max) bytes", tooLarge: true)
+    }
+}
+
+/// A validated `/v1/check` request.
+public struct CheckRequest: Sendable, Hashable {
+    /// The caller's API key, as the gateway received it.
+    public let apiKey: String
+    /// The route, if one was given.
+    public let route: RequestRoute?
+    /// Units to consume; 0 is a peek.
+    public let cost: Int
+
+    /// Creates a request; use ``parse(json:bounds:)`` for untrusted input.
+    public init(apiKey: String, route: RequestRoute?, cost: Int) {
+        self.apiKey = apiKey
+        self.route = route
+        self.cost = cost
+    }
+
+    private static let decoder = JSONDecoder()
+
+    /// Parses and validates a JSON body.
+    /// - Throws: ``InputError`` naming what is wrong.
+    public static func parse(json: Data, bounds: InputBounds) throws(InputError) -> CheckRequest {
+        if json.count > bounds.maxBodyBytes {
+            throw .bodyTooLarge(bounds.maxBodyBytes)
+        }
+        let body: Body
+        do {
+            body = try Self.decoder.decode(Body.self, from: json)
+        } catch let error as InputError {
+            throw error
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw InputError(code: "invalid_body", message: "the body must be a JSON object")
+        } catch {
+            throw InputError(code: "invalid_json", message: "the body is not valid JSON")
+        }
+        return try body.validated(bounds: bounds)
+    }
+
+    /// The raw body, each field as loosely as JSON allows, so that errors can be precise.
+    private struct Body: Decodable {
+        enum CodingKeys: String, CodingKey {
+            case apiKey = "api_key"
+            case route
+            case cost
+        }
+
+        var apiKey: String?
+        var route: String?
+        var cost: Int?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            do {
+                self.apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+            } catch {
+                throw InputError(code: "invalid_api_key", message: "api_key must be a string")
+            }
+            do {
+                self.route = try container.decodeIfPresent(String.self, forKey: .route)
+            } catch {
+                throw InputError(code: "invalid_route", message: "route must be a string like \"POST /v1/predict\"")
+            }
+            do {
+                self.cost = try container.decodeIfPresent(Int.self, forKey: .cost)
+            } catch {
+                // Tell a huge integer from a fraction, a string or a boolean.
+                if let number = try? container.decodeIfPresent(Double.self, forKey: .cost),
+                    number == number.rounded(), number > 0
+                {
+                    throw InputError(code: "cost_too_large", message: "cost is larger than the maximum")
+                }
+                throw InputError(code: "invalid_cost", message: "cost must be a non-negative integer")
+            }
+        }
+
+        func validated(bounds: InputBounds) throws(InputError) -> CheckRequest {
+            guard let apiKey = self.apiKey else {
+                throw InputError(code: "missing_api_key", message: "api_key is required")
+            }
+            guard !apiKey.isEmpty else {
+                throw InputError(code: "invalid_api_key", message: "api_key must not be empty")
+            }
+            guard apiKey.utf8.count <= bounds.maxAPIKeyBytes else {
+                throw InputError(code: "api_key_too_long", message: "api_key is longer than \(bounds.maxAPIKeyBytes) bytes")
+            }
+            var route: RequestRoute?
+            if let text = self.route {
+                guard text.utf8.count <= bounds.maxRouteBytes else {
+                    throw InputError(code: "route_too_long", message: "route is longer than \(bounds.maxRouteBytes) bytes")
+                }
+                guard let parsed = RequestRoute(text) else {
+                    throw InputError(code: "invalid_route", message: "route must look like \"POST /v1/predict\"")
+                }
+                route = parsed
+            }
+            let cost = self.cost ?? 1
+            guard cost >= 0 else {
+                throw InputError(code: "invalid_cost", message: "cost must be a non-negative integer")
+            }
+            guard cost <= bounds.maxCost else {
+                throw InputError(code: "cost_too_large", message: "cost is larger than \(bounds.maxCost)")
+            }
+            return CheckRequest(apiKey: apiKey, route: route, cost: cost)
+        }
+    }
+}

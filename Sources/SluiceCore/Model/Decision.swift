@@ -1,0 +1,136 @@
+/// The state of one limit after a decision, as the API reports it.
+public struct LimitState: Sendable, Hashable {
+    /// `throttle`, `quota` or `route:<pattern>`.
+    public let name: String
+    /// Capacity: burst or quota units per window.
+    public let limit: Int
+    /// Whole units left after this decision.
+    public let remaining: Int
+    /// Milliseconds until the limit is full again (a quota: until its window ends).
+    public let resetAfterMs: Int
+    /// 0 if this limit admits the request; else the wait until it would; -1 if it never will.
+    public let retryAfterMs: Int
+    /// The policy window `w` of the rate-limit headers, in seconds.
+    public let windowSeconds: Int
+
+    /// Creates a limit state.
+    public init(name: String, limit: Int, remaining: Int, resetAfterMs: Int, retryAfterMs: Int, windowSeconds: Int) {
+        self.name = name
+        self.limit = limit
+        self.remaining = remaining
+        self.resetAfterMs = resetAfterMs
+        self.retryAfterMs = retryAfterMs
+        self.windowSeconds = windowSeconds
+    }
+}
+
+/// Why a request can never pass as it is.
+public enum DenialReason: String, Sendable, Hashable {
+    /// The cost is larger than a limit's capacity.
+    case costExceedsCapacity = "cost_exceeds_capacity"
+    /// The API key is not known.
+    case unknownAPIKey = "unknown_api_key"
+}
+
+/// The answer to "may this key make this request now?".
+public struct Decision: Sendable, Hashable {
+    /// Whether the request may go ahead.
+    public let allowed: Bool
+    /// The key's plan; nil for an unknown key.
+    public let plan: String?
+    /// Capacity of the most constraining limit.
+    public let limit: Int
+    /// Units left in the most constraining limit after this decision.
+    public let remaining: Int
+    /// Milliseconds until the most constraining limit is full again.
+    public let resetAfterMs: Int
+    /// 0 when allowed; the wait until the same request could pass; -1 when it never can.
+    public let retryAfterMs: Int
+    /// The denying limit's name, `unknown_api_key`, or nil when allowed.
+    public let deniedBy: String?
+    /// Set when `retryAfterMs` is -1.
+    public let reason: DenialReason?
+    /// Every limit that applied, in order.
+    public let limits: [LimitState]
+    /// true when Redis could not answer and the plan fails open.
+    public let degraded: Bool
+
+    /// Creates a decision.
+    public init(
+        allowed: Bool,
+        plan: String?,
+        limit: Int,
+        remaining: Int,
+        resetAfterMs: Int,
+        retryAfterMs: Int,
+        deniedBy: String?,
+        reason: DenialReason?,
+        limits: [LimitState],
+        degraded: Bool = false
+    ) {
+        self.allowed = allowed
+        self.plan = plan
+        self.limit = limit
+        self.remaining = remaining
+        self.resetAfterMs = resetAfterMs
+        self.retryAfterMs = retryAfterMs
+        self.deniedBy = deniedBy
+        self.reason = reason
+        self.limits = limits
+        self.degraded = degraded
+    }
+
+    /// The answer for a key Sluice does not know.
+    public static let unknownKey = Decision(
+        allowed: false, plan: nil, limit: 0, remaining: 0, resetAfterMs: 0, retryAfterMs: -1,
+        deniedBy: DenialReason.unknownAPIKey.rawValue, reason: .unknownAPIKey, limits: []
+    )
+
+    /// The answer when no limit applies to the request (nothing is asked of Redis).
+    public static func unlimited(plan: String) -> Decision {
+        Decision(
+            allowed: true, plan: plan, limit: 0, remaining: 0, resetAfterMs: 0, retryAfterMs: 0,
+            deniedBy: nil, reason: nil, limits: []
+        )
+    }
+
+    /// The answer when Redis cannot answer and the plan fails open.
+    public static func degradedAllow(plan: String) -> Decision {
+        Decision(
+            allowed: true, plan: plan, limit: 0, remaining: 0, resetAfterMs: 0, retryAfterMs: 0,
+            deniedBy: nil, reason: nil, limits: [], degraded: true
+        )
+    }
+
+    /// Combines the states of every limit into one decision.
+    ///
+    /// Most constraining: when denied, the denying limit with the longest wait (-1 counts
+    /// as infinite; the first wins a tie); when allowed, the limit with the least remaining.
+    public static func combine(plan: String, allowed: Bool, limits: [LimitState]) -> Decision {
+        guard !limits.isEmpty else { return .unlimited(plan: plan) }
+        var chosen = limits[0]
+        if allowed {
+            for state in limits.dropFirst() where state.remaining < chosen.remaining {
+                chosen = state
+            }
+            return Decision(
+                allowed: true, plan: plan, limit: chosen.limit, remaining: chosen.remaining,
+                resetAfterMs: chosen.resetAfterMs, retryAfterMs: 0, deniedBy: nil, reason: nil, limits: limits
+            )
+        }
+        func wait(_ state: LimitState) -> Int { state.retryAfterMs < 0 ? Int.max : state.retryAfterMs }
+        var found = false
+        for state in limits where state.retryAfterMs != 0 {
+            if !found || wait(state) > wait(chosen) {
+                chosen = state
+                found = true
+            }
+        }
+        let never = chosen.retryAfterMs < 0
+        return Decision(
+            allowed: false, plan: plan, limit: chosen.limit, remaining: chosen.remaining,
+            resetAfterMs: chosen.resetAfterMs, retryAfterMs: chosen.retryAfterMs, deniedBy: chosen.name,
+            reason: never ? .costExceedsCapacity : nil, limits: limits
+        )
+    }
+}

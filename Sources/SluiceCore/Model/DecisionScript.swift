@@ -1,0 +1,80 @@
+/// The inputs and outputs of the decision script (`decide.lua`): what to send for
+/// one request, and how to read its reply.
+public enum DecisionScript {
+    /// KEYS and ARGV of one script call.
+    public struct Call: Sendable, Hashable {
+        /// One state key per limit.
+        public let keys: [String]
+        /// Clock override, cost, then four arguments per limit.
+        public let arguments: [String]
+    }
+
+    /// A reply that is not what the script returns.
+    public struct MalformedReply: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The call for one request.
+    /// - Parameters:
+    ///   - entry: the API key's entry (its state prefix).
+    ///   - limits: the limits that apply, in order; not empty.
+    ///   - cost: units to consume (0 = peek).
+    ///   - nowMicros: a clock override for tests; nil reads Redis `TIME`.
+    public static func call(entry: KeyEntry, limits: [Limit], cost: Int, nowMicros: Int64? = nil) -> Call {
+        var keys: [String] = []
+        keys.reserveCapacity(limits.count)
+        var arguments: [String] = [nowMicros.map(String.init) ?? "0", String(cost)]
+        arguments.reserveCapacity(2 + 4 * limits.count)
+        for limit in limits {
+            keys.append(entry.statePrefix + limit.keySuffix)
+            arguments.append(contentsOf: limit.scriptArguments)
+        }
+        return Call(keys: keys, arguments: arguments)
+    }
+
+    /// The script's reply, decoded.
+    public struct Result: Sendable, Hashable {
+        /// Whether every limit admitted (and so all were consumed).
+        public let allowed: Bool
+        /// Redis's clock when the script ran, in milliseconds since the epoch.
+        public let nowMs: Int64
+        /// Each limit's state, in call order.
+        public let limits: [LimitState]
+    }
+
+    /// Decodes the script's integer array.
+    /// - Throws: ``MalformedReply`` if the array does not match the limits.
+    public static func result(limits: [Limit], values: [Int64]) throws -> Result {
+        guard values.count == 2 + 4 * limits.count else {
+            throw MalformedReply(description: "expected \(2 + 4 * limits.count) integers, got \(values.count)")
+        }
+        var states: [LimitState] = []
+        states.reserveCapacity(limits.count)
+        for (index, limit) in limits.enumerated() {
+            let base = 2 + index * 4
+            let window: Int
+            switch limit.kind {
+            case .bucket(let bucket): window = bucket.policyWindowSeconds
+            case .quota: window = Int(values[base + 3])
+            }
+            states.append(
+                LimitState(
+                    name: limit.name,
+                    limit: limit.capacity,
+                    remaining: max(0, Int(values[base])),
+                    resetAfterMs: max(0, Int(values[base + 1])),
+                    retryAfterMs: Int(values[base + 2]),
+                    windowSeconds: window
+                )
+            )
+        }
+        return Result(allowed: values[0] == 1, nowMs: values[1], limits: states)
+    }
+
+    /// The decision for a script reply.
+    /// - Throws: ``MalformedReply`` if the array does not match the limits.
+    public static func decision(plan: Plan, limits: [Limit], values: [Int64]) throws -> Decision {
+        let result = try self.result(limits: limits, values: values)
+        return Decision.combine(plan: plan.name, allowed: result.allowed, limits: result.limits)
+    }
+}

@@ -1,0 +1,101 @@
+/// A token bucket: starts full with `burst` tokens, refills at `rate` tokens a second.
+public struct TokenBucket: Sendable, Hashable {
+    /// Tokens added per second (may be fractional).
+    public let rate: Double
+    /// Size of the bucket.
+    public let burst: Int
+
+    /// Creates a bucket; validation happens in the config layer.
+    public init(rate: Double, burst: Int) {
+        self.rate = rate
+        self.burst = burst
+    }
+
+    /// Microseconds to refill one token.
+    public var emissionIntervalMicros: Double { 1_000_000 / self.rate }
+
+    /// The policy window `w` of the rate-limit headers: max(1, ceil(burst / rate)) seconds.
+    public var policyWindowSeconds: Int {
+        max(1, Int((Double(self.burst) / self.rate).rounded(.up)))
+    }
+}
+
+/// How long a quota window lasts.
+public enum QuotaPeriod: String, Sendable, Hashable, CaseIterable {
+    case day
+    case week
+    case month
+
+    /// The code the decision script takes.
+    var scriptCode: String {
+        switch self {
+        case .day: return "d"
+        case .week: return "w"
+        case .month: return "m"
+        }
+    }
+}
+
+/// A calendar quota: `limit` units per day, week (from Monday) or month (from the 1st),
+/// windows starting at `offsetHours` past midnight UTC.
+public struct Quota: Sendable, Hashable {
+    /// Units per window.
+    public let limit: Int
+    /// Window length.
+    public let period: QuotaPeriod
+    /// Hours after 00:00 UTC at which windows start (0–23).
+    public let offsetHours: Int
+
+    /// Creates a quota; validation happens in the config layer.
+    public init(limit: Int, period: QuotaPeriod, offsetHours: Int) {
+        self.limit = limit
+        self.period = period
+        self.offsetHours = offsetHours
+    }
+}
+
+/// One limit as it applies to requests: a named bucket or quota with its Redis key suffix.
+public struct Limit: Sendable, Hashable {
+    /// What the limit counts.
+    public enum Kind: Sendable, Hashable {
+        case bucket(TokenBucket)
+        case quota(Quota)
+    }
+
+    /// The limit's public name: `throttle`, `quota` or `route:<pattern as configured>`.
+    public let name: String
+    /// Bucket or quota.
+    public let kind: Kind
+    /// Suffix of its state key after `sl:{<id>}:`.
+    public let keySuffix: String
+    /// Its four arguments to the decision script, built once.
+    let scriptArguments: [String]
+
+    /// Creates a limit.
+    public init(name: String, kind: Kind, keySuffix: String) {
+        self.name = name
+        self.kind = kind
+        self.keySuffix = keySuffix
+        switch kind {
+        case .bucket(let bucket):
+            self.scriptArguments = ["b", Self.format(bucket.emissionIntervalMicros), String(bucket.burst), "0"]
+        case .quota(let quota):
+            self.scriptArguments = ["q", String(quota.limit), quota.period.scriptCode, String(quota.offsetHours * 3600)]
+        }
+    }
+
+    /// The limit's capacity: a bucket's burst or a quota's units per window.
+    public var capacity: Int {
+        switch self.kind {
+        case .bucket(let bucket): return bucket.burst
+        case .quota(let quota): return quota.limit
+        }
+    }
+
+    private static func format(_ value: Double) -> String {
+        if value == value.rounded(), value < 1e15 {
+            return String(Int64(value))
+        }
+        return String(value)
+    }
+}

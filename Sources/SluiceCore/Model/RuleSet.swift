@@ -1,0 +1,51 @@
+/// An API key Sluice knows, resolved to its plan.
+public struct KeyEntry: Sendable, Hashable {
+    /// The key id (keyed digest); never the raw key.
+    public let keyID: String
+    /// The key's plan.
+    public let plan: Plan
+    /// `sl:{<id>}:`, prefix of the key's Redis state keys.
+    public let statePrefix: String
+
+    /// Creates an entry.
+    public init(keyID: String, plan: Plan) {
+        self.keyID = keyID
+        self.plan = plan
+        self.statePrefix = StateKeys.prefix(keyID: keyID)
+    }
+}
+
+/// The validated, immutable set of plans and API keys that decisions read.
+///
+/// Built once per config load; a reload builds a new one and swaps it whole.
+public struct RuleSet: Sendable {
+    /// Plans by name.
+    public let plans: [String: Plan]
+    private let byRawKey: [String: KeyEntry]
+    private let bySHA256: [[UInt8]: KeyEntry]
+
+    /// Creates a rule set.
+    /// - Parameters:
+    ///   - plans: plans by name.
+    ///   - rawKeys: entries of keys given in clear, by key.
+    ///   - sha256Keys: entries of keys given as SHA-256, by digest (32 bytes).
+    public init(plans: [String: Plan], rawKeys: [String: KeyEntry], sha256Keys: [[UInt8]: KeyEntry]) {
+        self.plans = plans
+        self.byRawKey = rawKeys
+        self.bySHA256 = sha256Keys
+    }
+
+    /// Number of API keys.
+    public var keyCount: Int { self.byRawKey.count + self.bySHA256.count }
+
+    /// The entry of an API key as a gateway sent it; nil for an unknown key.
+    public func resolve(apiKey: String) -> KeyEntry? {
+        if let entry = self.byRawKey[apiKey] {
+            return entry
+        }
+        if self.bySHA256.isEmpty {
+            return nil
+        }
+        return self.bySHA256[KeyDigester.sha256(of: apiKey)]
+    }
+}

@@ -1,0 +1,289 @@
+import DequeModule
+import Logging
+import NIOCore
+
+/// One kept-open connection of an event loop: connects, handshakes, serves
+/// commands while up, and reconnects with capped exponential backoff when it drops.
+///
+/// While a connect is under way, commands wait (bounded, each until its own
+/// deadline); while the slot backs off, they fail at once: a dead Redis makes
+/// Sluice answer fast, never queue.
+final class ConnectionSlot: @unchecked Sendable {
+    // @unchecked: all state is confined to `eventLoop`; every entry point hops or asserts.
+
+    private struct Waiter {
+        let id: Int
+        let command: ByteBuffer
+        let promise: EventLoopPromise<RedisReply>
+        let deadline: NIODeadline
+        let timer: Scheduled<Void>
+    }
+
+    private enum State {
+        case idle
+        case connecting(waiters: Deque<Waiter>)
+        case ready(RedisConnection)
+        case backoff(until: NIODeadline, task: Scheduled<Void>?)
+        case shutdown
+    }
+
+    let eventLoop: any EventLoop
+    private let shared: RedisClient.Shared
+    private var state: State = .idle
+    private var failedAttempts = 0
+    private var nextWaiterID = 0
+    private var logger: Logger
+
+    init(eventLoop: any EventLoop, shared: RedisClient.Shared, index: Int) {
+        self.eventLoop = eventLoop
+        self.shared = shared
+        var logger = shared.logger
+        logger[metadataKey: "redis.slot"] = "\(index)"
+        self.logger = logger
+    }
+
+    /// Whether a handshaken connection is up.
+    var isReady: Bool {
+        if case .ready = self.state { return true }
+        return false
+    }
+
+    /// Whether a connect attempt is under way.
+    var isConnecting: Bool {
+        if case .connecting = self.state { return true }
+        return false
+    }
+
+    /// Commands waiting on this slot: in flight on the connection, or waiting for it.
+    var load: Int {
+        switch self.state {
+        case .ready(let connection): return connection.pendingCount
+        case .connecting(let waiters): return waiters.count
+        default: return 0
+        }
+    }
+
+    /// Starts connecting if idle. On the slot's event loop.
+    func start() {
+        self.eventLoop.preconditionInEventLoop()
+        guard case .idle = self.state else { return }
+        self.connect()
+    }
+
+    /// Sends an encoded command. On the slot's event loop.
+    func send(_ command: ByteBuffer, deadline: NIODeadline, promise: EventLoopPromise<RedisReply>) {
+        self.eventLoop.preconditionInEventLoop()
+        switch self.state {
+        case .ready(let connection):
+            connection.send(command, deadline: deadline, promise: promise)
+        case .connecting(var waiters):
+            guard waiters.count < self.shared.configuration.maxPendingCommands else {
+                promise.fail(SluiceRedisError.tooManyPending("\(waiters.count) commands already wait for a Redis connection"))
+                return
+            }
+            let id = self.nextWaiterID
+            self.nextWaiterID &+= 1
+            let timer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
+                self.waiterTimedOut(id)
+            }
+            waiters.append(Waiter(id: id, command: command, promise: promise, deadline: deadline, timer: timer))
+            self.state = .connecting(waiters: waiters)
+        case .backoff(let until, _):
+            let wait = max(0, (until - .now()).nanoseconds / 1_000_000)
+            promise.fail(SluiceRedisError.unavailable("no connection to Redis; next attempt in \(wait) ms"))
+        case .idle:
+            promise.fail(SluiceRedisError.unavailable("the Redis client is not started"))
+        case .shutdown:
+            promise.fail(SluiceRedisError.shutdown("the Redis client is shut down"))
+        }
+    }
+
+    /// Closes the connection and stops reconnecting. On the slot's event loop.
+    func shutdown() -> EventLoopFuture<Void> {
+        self.eventLoop.preconditionInEventLoop()
+        let previous = self.state
+        self.state = .shutdown
+        switch previous {
+        case .ready(let connection):
+            self.shared.status.connectionDown()
+            connection.close()
+            return connection.closeFuture
+        case .connecting(let waiters):
+            self.fail(waiters, with: .shutdown("the Redis client is shut down"))
+        case .backoff(_, let task):
+            task?.cancel()
+        case .idle, .shutdown:
+            break
+        }
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    private func connect() {
+        self.state = .connecting(waiters: [])
+        let configuration = self.shared.configuration
+        let deadline = NIODeadline.now() + configuration.connectTimeout
+        RedisConnection.connect(
+            host: configuration.host,
+            port: configuration.port,
+            on: self.eventLoop,
+            connectTimeout: configuration.connectTimeout,
+            maxPending: configuration.maxPendingCommands,
+            maxConsecutiveTimeouts: configuration.maxConsecutiveTimeouts,
+            logger: self.logger
+        ).flatMap { connection in
+            self.handshake(connection, deadline: deadline).map { connection }.flatMapErrorThrowing { error in
+                connection.close()
+                throw error
+            }
+        }.whenComplete { result in
+            switch result {
+            case .success(let connection): self.connected(connection)
+            case .failure(let error): self.connectFailed(error)
+            }
+        }
+    }
+
+    /// AUTH, SELECT, SCRIPT LOAD of every script and a read of `maxmemory-policy`, pipelined.
+    private func handshake(_ connection: RedisConnection, deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let configuration = self.shared.configuration
+        var commands: [(name: String, arguments: [RedisArgument])] = []
+        if let password = configuration.password {
+            if let username = configuration.username {
+                commands.append(("AUTH", ["AUTH", RedisArgument(username), RedisArgument(password)]))
+            } else {
+                commands.append(("AUTH", ["AUTH", RedisArgument(password)]))
+            }
+        }
+        if configuration.database != 0 {
+            commands.append(("SELECT", ["SELECT", RedisArgument(configuration.database)]))
+        }
+        for script in self.shared.scripts {
+            commands.append(("SCRIPT LOAD \(script.name)", ["SCRIPT", "LOAD", RedisArgument(script.source)]))
+        }
+        commands.append(("CONFIG GET", ["CONFIG", "GET", "maxmemory-policy"]))
+
+        var futures: [EventLoopFuture<RedisReply>] = []
+        for command in commands {
+            let promise = self.eventLoop.makePromise(of: RedisReply.self)
+            do {
+                connection.send(try RESPEncoder.encode(command.arguments), deadline: deadline, promise: promise)
+            } catch {
+                promise.fail(error)
+            }
+            futures.append(promise.futureResult)
+        }
+        let scripts = self.shared.scripts
+        let status = self.shared.status
+        let names = commands.map(\.name)
+        return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop).flatMapThrowing { replies in
+            var scriptIndex = 0
+            for (name, reply) in zip(names, replies) {
+                switch name {
+                case "CONFIG GET":
+                    status.recordEvictionPolicy(Self.evictionPolicy(from: reply))
+                case let name where name.hasPrefix("SCRIPT LOAD"):
+                    let script = scripts[scriptIndex]
+                    scriptIndex += 1
+                    if let error = reply.errorMessage {
+                        throw SluiceRedisError.handshakeFailed("SCRIPT LOAD of \(script.name) failed: \(error)")
+                    }
+                    guard reply.string == script.sha1 else {
+                        throw SluiceRedisError.handshakeFailed(
+                            "SCRIPT LOAD of \(script.name) returned \(reply.string ?? "nothing"), expected \(script.sha1)"
+                        )
+                    }
+                default:
+                    if let error = reply.errorMessage {
+                        throw SluiceRedisError.handshakeFailed("\(name) failed: \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    private static func evictionPolicy(from reply: RedisReply) -> RedisClient.EvictionPolicy {
+        if let error = reply.errorMessage {
+            return .unknown("CONFIG GET maxmemory-policy was refused: \(error)")
+        }
+        guard let elements = reply.array, elements.count >= 2, let value = elements[1].string else {
+            return .unknown("CONFIG GET maxmemory-policy returned no value")
+        }
+        return .policy(value)
+    }
+
+    private func connected(_ connection: RedisConnection) {
+        guard case .connecting(let waiters) = self.state else {
+            // Shut down while connecting.
+            connection.close()
+            return
+        }
+        if self.failedAttempts > 0 {
+            self.logger.info("reconnected to Redis", metadata: ["attempts": "\(self.failedAttempts)"])
+        } else {
+            self.logger.debug("connected to Redis")
+        }
+        self.failedAttempts = 0
+        self.state = .ready(connection)
+        self.shared.status.connectionUp()
+        connection.closeFuture.whenComplete { [self] _ in
+            self.connectionClosed(connection)
+        }
+        for waiter in waiters {
+            waiter.timer.cancel()
+            connection.send(waiter.command, deadline: waiter.deadline, promise: waiter.promise)
+        }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        guard case .connecting(let waiters) = self.state else { return }
+        self.shared.status.recordError("\(error)")
+        let level: Logger.Level = self.failedAttempts == 0 ? .warning : .debug
+        self.logger.log(level: level, "cannot connect to Redis", metadata: [
+            "error": "\(error)", "attempt": "\(self.failedAttempts + 1)",
+        ])
+        self.fail(waiters, with: .unavailable("cannot connect to Redis: \(error)"))
+        self.backOff()
+    }
+
+    private func connectionClosed(_ connection: RedisConnection) {
+        guard case .ready(let current) = self.state, current === connection else { return }
+        self.shared.status.connectionDown()
+        self.logger.warning("Redis connection closed; reconnecting")
+        self.backOff()
+    }
+
+    private func backOff() {
+        let configuration = self.shared.configuration
+        let exponent = min(self.failedAttempts, 20)
+        self.failedAttempts += 1
+        let base = min(
+            configuration.maxReconnectDelay.nanoseconds,
+            configuration.minReconnectDelay.nanoseconds << Int64(exponent)
+        )
+        // Up to 20% jitter so that a fleet does not reconnect in lockstep.
+        let jitter = Int64.random(in: 0...max(1, base / 5))
+        let until = NIODeadline.now() + .nanoseconds(base - jitter)
+        self.state = .backoff(until: until, task: nil)
+        let task = self.eventLoop.scheduleTask(deadline: until) { [self] in
+            guard case .backoff = self.state else { return }
+            self.connect()
+        }
+        self.state = .backoff(until: until, task: task)
+    }
+
+    private func waiterTimedOut(_ id: Int) {
+        guard case .connecting(var waiters) = self.state,
+            let index = waiters.firstIndex(where: { $0.id == id })
+        else { return }
+        let waiter = waiters.remove(at: index)
+        self.state = .connecting(waiters: waiters)
+        waiter.promise.fail(SluiceRedisError.timeout("no Redis connection within the command deadline"))
+    }
+
+    private func fail(_ waiters: Deque<Waiter>, with error: SluiceRedisError) {
+        for waiter in waiters {
+            waiter.timer.cancel()
+            waiter.promise.fail(error)
+        }
+    }
+}

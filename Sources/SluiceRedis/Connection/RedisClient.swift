@@ -1,0 +1,221 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+
+/// A pipelining Redis client: a few connections on every event loop of a group.
+///
+/// A command sent "on" an event loop uses that loop's connections, so a caller
+/// already on the loop (an HTTP channel's) never hops threads to reach Redis.
+/// Commands sent in one tick of a loop share one write and one flush. A command
+/// fails, never queues without bound: at its deadline, when too many wait, or at
+/// once while Redis is unreachable.
+///
+/// Run it as a `Service` (``run()``), or call ``start()`` and ``shutdown()``.
+public final class RedisClient: Service, Sendable {
+    /// What `CONFIG GET maxmemory-policy` said on the last connect.
+    public enum EvictionPolicy: Sendable, Hashable {
+        /// Not connected yet.
+        case notChecked
+        /// The policy's name (`noeviction`, `allkeys-lru`, ...).
+        case policy(String)
+        /// It could not be read (for example CONFIG is disabled); why.
+        case unknown(String)
+    }
+
+    /// State shared by every connection slot: configuration and status.
+    final class Shared: Sendable {
+        let configuration: RedisClientConfiguration
+        let scripts: [RedisScript]
+        let logger: Logger
+        let status = Status()
+
+        init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger) {
+            self.configuration = configuration
+            self.scripts = scripts
+            self.logger = logger
+        }
+    }
+
+    /// Thread-safe counters read by health checks; never on the hot path.
+    final class Status: Sendable {
+        private struct Value {
+            var readyConnections = 0
+            var evictionPolicy: EvictionPolicy = .notChecked
+            var lastError: String?
+        }
+        private let value = NIOLockedValueBox(Value())
+
+        func connectionUp() { self.value.withLockedValue { $0.readyConnections += 1 } }
+        func connectionDown() { self.value.withLockedValue { $0.readyConnections -= 1 } }
+        func recordEvictionPolicy(_ policy: EvictionPolicy) { self.value.withLockedValue { $0.evictionPolicy = policy } }
+        func recordError(_ error: String) { self.value.withLockedValue { $0.lastError = error } }
+
+        var readyConnections: Int { self.value.withLockedValue { $0.readyConnections } }
+        var evictionPolicy: EvictionPolicy { self.value.withLockedValue { $0.evictionPolicy } }
+        var lastError: String? { self.value.withLockedValue { $0.lastError } }
+    }
+
+    private let shared: Shared
+    private let group: any EventLoopGroup
+    private let pools: [EventLoopConnections]
+    private let poolByLoop: [ObjectIdentifier: EventLoopConnections]
+
+    /// Creates a client; nothing connects until ``start()`` or ``run()``.
+    /// - Parameters:
+    ///   - configuration: where Redis is and the client's bounds.
+    ///   - eventLoopGroup: the loops to keep connections on (use the HTTP server's).
+    ///   - scripts: scripts loaded on every connection, runnable with ``evaluate(_:keys:arguments:on:)``.
+    ///   - logger: for connection events.
+    public init(
+        configuration: RedisClientConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        scripts: [RedisScript] = [],
+        logger: Logger
+    ) {
+        let shared = Shared(configuration: configuration, scripts: scripts, logger: logger)
+        self.shared = shared
+        self.group = eventLoopGroup
+        var pools: [EventLoopConnections] = []
+        var byLoop: [ObjectIdentifier: EventLoopConnections] = [:]
+        for eventLoop in eventLoopGroup.makeIterator() {
+            let pool = EventLoopConnections(
+                eventLoop: eventLoop,
+                shared: shared,
+                count: max(1, configuration.connectionsPerEventLoop),
+                firstIndex: pools.count * max(1, configuration.connectionsPerEventLoop)
+            )
+            pools.append(pool)
+            byLoop[ObjectIdentifier(eventLoop)] = pool
+        }
+        self.pools = pools
+        self.poolByLoop = byLoop
+    }
+
+    /// The client's configuration.
+    public var configuration: RedisClientConfiguration { self.shared.configuration }
+
+    /// Whether at least one connection to Redis is up.
+    public var isConnected: Bool { self.shared.status.readyConnections > 0 }
+
+    /// Connections up right now.
+    public var connectedCount: Int { self.shared.status.readyConnections }
+
+    /// The eviction policy Redis reported on the last connect.
+    public var evictionPolicy: EvictionPolicy { self.shared.status.evictionPolicy }
+
+    /// The last connect error, if any.
+    public var lastConnectError: String? { self.shared.status.lastError }
+
+    /// Opens every connection (in the background; commands sent meanwhile wait up to their deadline).
+    public func start() {
+        for pool in self.pools {
+            pool.eventLoop.execute { pool.start() }
+        }
+    }
+
+    /// Closes every connection; commands still waiting fail.
+    public func shutdown() async {
+        var futures: [EventLoopFuture<Void>] = []
+        for pool in self.pools {
+            futures.append(pool.eventLoop.flatSubmit { pool.shutdown() })
+        }
+        for future in futures {
+            try? await future.get()
+        }
+    }
+
+    /// Runs the client as a service: connects, waits for graceful shutdown, then closes.
+    public func run() async throws {
+        self.start()
+        try? await gracefulShutdown()
+        await self.shutdown()
+    }
+
+    /// Sends one command.
+    /// - Parameters:
+    ///   - arguments: the command and its arguments.
+    ///   - eventLoop: the loop whose connections to use (the caller's, ideally); any loop if nil.
+    /// - Returns: a future of the reply (error replies included), on that loop's connection's loop;
+    ///   it fails with ``SluiceRedisError`` when no reply comes in time.
+    public func send(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisReply> {
+        let pool = self.pool(for: eventLoop)
+        let promise = pool.eventLoop.makePromise(of: RedisReply.self)
+        let deadline = NIODeadline.now() + self.shared.configuration.commandTimeout
+        let command: ByteBuffer
+        do {
+            command = try RESPEncoder.encode(arguments)
+        } catch {
+            promise.fail(error)
+            return promise.futureResult
+        }
+        if pool.eventLoop.inEventLoop {
+            pool.send([command], deadline: deadline, promises: [promise])
+        } else {
+            pool.eventLoop.execute {
+                pool.send([command], deadline: deadline, promises: [promise])
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Runs a script with EVALSHA. If Redis lost it (NOSCRIPT, after a restart or
+    /// SCRIPT FLUSH), SCRIPT LOAD and EVALSHA go again, pipelined, once.
+    /// - Parameters:
+    ///   - script: one of the scripts given at init.
+    ///   - keys: the script's KEYS.
+    ///   - arguments: the script's ARGV.
+    ///   - eventLoop: the loop whose connections to use; any loop if nil.
+    /// - Returns: the script's reply (error replies included).
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [RedisArgument],
+        arguments: [RedisArgument],
+        on eventLoop: (any EventLoop)? = nil
+    ) -> EventLoopFuture<RedisReply> {
+        var evalsha: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count)]
+        evalsha.reserveCapacity(3 + keys.count + arguments.count)
+        evalsha.append(contentsOf: keys)
+        evalsha.append(contentsOf: arguments)
+        let command = evalsha
+        let pool = self.pool(for: eventLoop)
+        let commandTimeout = self.shared.configuration.commandTimeout
+        let logger = self.shared.logger
+        return self.send(command, on: pool.eventLoop).flatMap { reply in
+            guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
+                return pool.eventLoop.makeSucceededFuture(reply)
+            }
+            logger.info("Redis lost the script; loading it again", metadata: ["script": "\(script.name)"])
+            let load = pool.eventLoop.makePromise(of: RedisReply.self)
+            let retry = pool.eventLoop.makePromise(of: RedisReply.self)
+            do {
+                let commands = [
+                    try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
+                    try RESPEncoder.encode(command),
+                ]
+                pool.send(commands, deadline: .now() + commandTimeout, promises: [load, retry])
+            } catch {
+                return pool.eventLoop.makeFailedFuture(error)
+            }
+            return retry.futureResult
+        }
+    }
+
+    /// Sends a command and turns an error reply into a thrown ``RedisServerError``.
+    /// - Throws: ``RedisServerError`` or ``SluiceRedisError``.
+    public func command(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) async throws -> RedisReply {
+        let reply = try await self.send(arguments, on: eventLoop).get()
+        if let message = reply.errorMessage {
+            throw RedisServerError(message: message)
+        }
+        return reply
+    }
+
+    private func pool(for eventLoop: (any EventLoop)?) -> EventLoopConnections {
+        if let eventLoop, let pool = self.poolByLoop[ObjectIdentifier(eventLoop)] {
+            return pool
+        }
+        let any = self.group.any()
+        return self.poolByLoop[ObjectIdentifier(any)] ?? self.pools[0]
+    }
+}

@@ -1,0 +1,58 @@
+import NIOCore
+
+/// How a ``RedisClient`` reaches Redis and how it bounds its work.
+public struct RedisClientConfiguration: Sendable {
+    /// Redis host name or address.
+    public var host: String
+    /// Redis TCP port.
+    public var port: Int
+    /// ACL user name for AUTH (Redis 6+); nil sends `AUTH password` alone.
+    public var username: String?
+    /// Password for AUTH; nil skips AUTH.
+    public var password: String?
+    /// Database index for SELECT; 0 skips SELECT.
+    public var database: Int
+    /// Deadline of each command, from the moment it is handed to the client.
+    public var commandTimeout: TimeAmount
+    /// Deadline of a TCP connect plus its handshake (AUTH, SELECT, SCRIPT LOAD).
+    public var connectTimeout: TimeAmount
+    /// Connections kept open on each event loop.
+    public var connectionsPerEventLoop: Int
+    /// Commands that may wait for replies on one connection; more fail at once.
+    public var maxPendingCommands: Int
+    /// Timeouts in a row, with no reply between them, that make a connection reconnect.
+    public var maxConsecutiveTimeouts: Int
+    /// First delay before reconnecting after a failure.
+    public var minReconnectDelay: TimeAmount
+    /// Cap of the reconnect delay, which doubles after each failed attempt.
+    public var maxReconnectDelay: TimeAmount
+
+    /// Creates a configuration with Sluice's defaults.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 6379,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        commandTimeout: TimeAmount = .milliseconds(100),
+        connectTimeout: TimeAmount = .seconds(1),
+        connectionsPerEventLoop: Int = 1,
+        maxPendingCommands: Int = 1024,
+        maxConsecutiveTimeouts: Int = 3,
+        minReconnectDelay: TimeAmount = .milliseconds(50),
+        maxReconnectDelay: TimeAmount = .seconds(2)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.commandTimeout = commandTimeout
+        self.connectTimeout = connectTimeout
+        self.connectionsPerEventLoop = connectionsPerEventLoop
+        self.maxPendingCommands = maxPendingCommands
+        self.maxConsecutiveTimeouts = maxConsecutiveTimeouts
+        self.minReconnectDelay = minReconnectDelay
+        self.maxReconnectDelay = maxReconnectDelay
+    }
+}

@@ -1,0 +1,60 @@
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceCore
+import SluiceRedis
+
+/// Builds the Sluice application: HTTP routes plus the Redis client as a service.
+/// `sluice serve` and the tests use this same function.
+/// - Parameters:
+///   - config: the validated configuration.
+///   - logger: the root logger.
+///   - eventLoopGroup: loops for HTTP and Redis alike.
+///   - onServerRunning: called with the listening channel once it is bound.
+public func buildApplication(
+    config: SluiceConfig,
+    logger: Logger,
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let redis = RedisClient(
+        configuration: RedisClientConfiguration(config.redis),
+        eventLoopGroup: eventLoopGroup,
+        scripts: [.decide],
+        logger: logger
+    )
+    let router = Router(context: SluiceRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    CheckRoute(decider: Decider(redis: redis, logger: logger), config: config).register(on: router)
+    HealthRoutes(redis: redis, config: config).register(on: router)
+
+    for warning in config.warnings {
+        logger.warning("\(warning)")
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sluice"),
+        services: [redis],
+        onServerRunning: onServerRunning,
+        eventLoopGroupProvider: .shared(eventLoopGroup),
+        logger: logger
+    )
+}
+
+extension RedisClientConfiguration {
+    /// The client configuration of a validated `redis` section.
+    public init(_ redis: SluiceConfig.Redis) {
+        self.init(
+            host: redis.url.host,
+            port: redis.url.port,
+            username: redis.url.username,
+            password: redis.url.password,
+            database: redis.url.database,
+            commandTimeout: .milliseconds(Int64(redis.timeoutMs)),
+            connectTimeout: .milliseconds(Int64(redis.connectTimeoutMs)),
+            connectionsPerEventLoop: redis.connectionsPerLoop,
+            maxPendingCommands: redis.maxPending
+        )
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Hummingbird
+import Logging
+import HTTPTypes
+import NIOCore
+import SluiceCore
+
+/// An error answer: `{"error": {"code": ..., "message": ...}}` with an HTTP status.
+///
+/// The only place where failures become HTTP statuses.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+
+    init(_ status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    /// 400, or 413 when the body as a whole is too large.
+    init(_ error: InputError) {
+        self.init(error.tooLarge ? .contentTooLarge : .badRequest, code: error.code, message: error.message)
+    }
+
+    static func backendUnavailable(_ detail: String) -> APIError {
+        APIError(.serviceUnavailable, code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        self.response(allocator: ByteBufferAllocator())
+    }
+
+    func response(allocator: ByteBufferAllocator) -> Response {
+        var writer = JSONWriter(buffer: allocator.buffer(capacity: 96 + self.message.utf8.count))
+        writer.beginObject()
+        writer.beginObject("error")
+        writer.field("code", self.code)
+        writer.field("message", self.message)
+        writer.endObject()
+        writer.endObject()
+        var headers = HTTPFields()
+        headers[.contentType] = DecisionResponse.jsonContentType
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+}
+
+/// Turns every error that reaches the edge into the JSON error shape: Hummingbird's
+/// own (404, 405, 413...) included, and anything unexpected into a 500 without detail.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response(allocator: ByteBufferAllocator())
+        } catch let error as HTTPError {
+            let code: String
+            switch error.status {
+            case .notFound: code = "not_found"
+            case .methodNotAllowed: code = "method_not_allowed"
+            case .contentTooLarge: code = "body_too_large"
+            case .badRequest: code = "bad_request"
+            case .unsupportedMediaType: code = "unsupported_media_type"
+            default: code = error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_")
+            }
+            let message = error.body ?? error.status.reasonPhrase
+            return APIError(error.status, code: code, message: message).response(allocator: ByteBufferAllocator())
+        } catch is NIOTooManyBytesError {
+            return APIError(.contentTooLarge, code: "body_too_large", message: "request body is too large")
+                .response(allocator: ByteBufferAllocator())
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return APIError(.internalServerError, code: "internal_error", message: "internal error")
+                .response(allocator: ByteBufferAllocator())
+        }
+    }
+}

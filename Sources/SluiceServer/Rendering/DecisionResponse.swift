@@ -1,0 +1,49 @@
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import SluiceCore
+
+/// The HTTP response of a decision: JSON body and rate-limit headers.
+enum DecisionResponse {
+    static let jsonContentType = "application/json"
+
+    /// Renders a decision as HTTP 200.
+    static func response(for decision: Decision, allocator: ByteBufferAllocator) -> Response {
+        var writer = JSONWriter(buffer: allocator.buffer(capacity: 256 + 96 * decision.limits.count))
+        self.write(decision, into: &writer)
+        var headers = HTTPFields()
+        headers.reserveCapacity(6)
+        headers[.contentType] = self.jsonContentType
+        RateLimitHeaders.add(for: decision, to: &headers)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+
+    /// The decision's JSON object, as DESIGN.md's HTTP API v1 lists its fields.
+    static func write(_ decision: Decision, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("allowed", decision.allowed)
+        writer.field("plan", decision.plan)
+        writer.field("limit", decision.limit)
+        writer.field("remaining", decision.remaining)
+        writer.field("reset_after_ms", decision.resetAfterMs)
+        writer.field("retry_after_ms", decision.retryAfterMs)
+        writer.field("denied_by", decision.deniedBy)
+        if let reason = decision.reason {
+            writer.field("reason", reason.rawValue)
+        }
+        if decision.degraded {
+            writer.field("degraded", true)
+        }
+        writer.beginArray("limits")
+        for limit in decision.limits {
+            writer.beginObject()
+            writer.field("name", limit.name)
+            writer.field("limit", limit.limit)
+            writer.field("remaining", limit.remaining)
+            writer.field("reset_after_ms", limit.resetAfterMs)
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+    }
+}

@@ -1,0 +1,104 @@
+import NIOCore
+
+/// A minimal JSON writer into a `ByteBuffer`, for the hot path's fixed shapes:
+/// no intermediate dictionaries, no encoder object per request.
+struct JSONWriter {
+    var buffer: ByteBuffer
+    private var needsComma = false
+
+    init(buffer: ByteBuffer) {
+        self.buffer = buffer
+    }
+
+    mutating func beginObject() {
+        self.separate()
+        self.buffer.writeInteger(UInt8(ascii: "{"))
+        self.needsComma = false
+    }
+
+    mutating func endObject() {
+        self.buffer.writeInteger(UInt8(ascii: "}"))
+        self.needsComma = true
+    }
+
+    mutating func beginArray(_ key: String) {
+        self.key(key)
+        self.buffer.writeInteger(UInt8(ascii: "["))
+        self.needsComma = false
+    }
+
+    mutating func endArray() {
+        self.buffer.writeInteger(UInt8(ascii: "]"))
+        self.needsComma = true
+    }
+
+    mutating func beginObject(_ key: String) {
+        self.key(key)
+        self.buffer.writeInteger(UInt8(ascii: "{"))
+        self.needsComma = false
+    }
+
+    mutating func field(_ key: String, _ value: Int) {
+        self.key(key)
+        self.buffer.writeString(String(value))
+        self.needsComma = true
+    }
+
+    mutating func field(_ key: String, _ value: Bool) {
+        self.key(key)
+        self.buffer.writeString(value ? "true" : "false")
+        self.needsComma = true
+    }
+
+    mutating func field(_ key: String, _ value: String?) {
+        self.key(key)
+        if let value {
+            self.string(value)
+        } else {
+            self.buffer.writeString("null")
+        }
+        self.needsComma = true
+    }
+
+    mutating func field(_ key: String, strings: [String]) {
+        self.beginArray(key)
+        for value in strings {
+            self.separate()
+            self.string(value)
+            self.needsComma = true
+        }
+        self.endArray()
+    }
+
+    private mutating func key(_ key: String) {
+        self.separate()
+        self.string(key)
+        self.buffer.writeInteger(UInt8(ascii: ":"))
+    }
+
+    private mutating func separate() {
+        if self.needsComma {
+            self.buffer.writeInteger(UInt8(ascii: ","))
+        }
+    }
+
+    private mutating func string(_ value: String) {
+        self.buffer.writeInteger(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): self.buffer.writeString("\\\"")
+            case UInt8(ascii: "\\"): self.buffer.writeString("\\\\")
+            case 0x0A: self.buffer.writeString("\\n")
+            case 0x0D: self.buffer.writeString("\\r")
+            case 0x09: self.buffer.writeString("\\t")
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                self.buffer.writeString("\\u00")
+                self.buffer.writeInteger(hex[Int(byte >> 4)])
+                self.buffer.writeInteger(hex[Int(byte & 0x0F)])
+            default: self.buffer.writeInteger(byte)
+            }
+        }
+        self.buffer.writeInteger(UInt8(ascii: "\""))
+    }
+}

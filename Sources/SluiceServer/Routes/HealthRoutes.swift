@@ -1,0 +1,66 @@
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import SluiceCore
+import SluiceRedis
+
+/// `GET /healthz` (the process is alive) and `GET /readyz` (config loaded and
+/// listener up, with Redis's state and any warning). Readiness does not follow
+/// Redis: every instance shares it, and `on_backend_error: allow` needs instances
+/// to stay in the load balancer while Redis blips.
+struct HealthRoutes: Sendable {
+    let redis: RedisClient
+    let config: SluiceConfig
+
+    func register(on router: Router<SluiceRequestContext>) {
+        router.get("/healthz") { _, _ in
+            Self.json { writer in writer.field("status", "ok") }
+        }
+        router.get("/readyz") { _, _ in
+            let warnings = self.warnings()
+            let up = self.redis.isConnected
+            return Self.json { writer in
+                writer.field("status", "ready")
+                writer.field("redis", up ? "up" : "down")
+                writer.field("warnings", strings: warnings)
+            }
+        }
+    }
+
+    /// Warnings worth an operator's attention: config ones and Redis's eviction policy.
+    func warnings() -> [String] {
+        var warnings = self.config.warnings
+        if let warning = EvictionWarning.message(for: self.redis.evictionPolicy) {
+            warnings.append(warning)
+        }
+        return warnings
+    }
+
+    static func json(_ body: (inout JSONWriter) -> Void) -> Response {
+        var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 128))
+        writer.beginObject()
+        body(&writer)
+        writer.endObject()
+        var headers = HTTPFields()
+        headers[.contentType] = DecisionResponse.jsonContentType
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+}
+
+/// The warning for a Redis eviction policy other than `noeviction` (DESIGN invariant 5).
+public enum EvictionWarning {
+    /// The warning text, or nil when the policy is `noeviction` or not read yet.
+    public static func message(for policy: RedisClient.EvictionPolicy) -> String? {
+        switch policy {
+        case .notChecked:
+            return nil
+        case .policy(let name) where name == "noeviction":
+            return nil
+        case .policy(let name):
+            return "Redis maxmemory-policy is \(name), not noeviction: an evicted bucket is an over-admission; set maxmemory-policy noeviction"
+        case .unknown(let why):
+            return "cannot verify that Redis maxmemory-policy is noeviction (\(why))"
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SluiceCore
+import SluiceServer
+
+/// `sluice serve --config PATH [--host H] [--port N]`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve /v1/check until SIGTERM or SIGINT.")
+
+    @Option(name: .long, help: "The YAML config file.")
+    var config: String
+
+    @Option(name: .long, help: "Address to listen on (overrides SLUICE_HOST and server.host).")
+    var host: String?
+
+    @Option(name: .long, help: "Port to listen on, 0 for any free port (overrides SLUICE_PORT and server.port).")
+    var port: Int?
+
+    @Option(name: .long, help: "Redis URL (overrides SLUICE_REDIS_URL and redis.url).")
+    var redisURL: String?
+
+    @Option(name: .long, help: "Log level (overrides SLUICE_LOG_LEVEL and logging.level).")
+    var logLevel: String?
+
+    func run() async throws {
+        let overrides = ConfigOverrides(host: self.host, port: self.port, redisURL: self.redisURL, logLevel: self.logLevel)
+        let config: SluiceConfig
+        do {
+            config = try ConfigLoader.load(path: self.config, overrides: overrides)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sluice")
+        logger.info("starting", metadata: [
+            "config": "\(config.source)",
+            "plans": "\(config.rules.plans.count)",
+            "api_keys": "\(config.rules.keyCount)",
+            "redis": "\(config.redis.url)",
+        ])
+        let app = buildApplication(config: config, logger: logger) { channel in
+            logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        }
+        try await app.runService()
+        logger.info("stopped")
+    }
+}

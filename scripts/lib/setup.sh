@@ -1,0 +1,59 @@
+# Shared by scripts/run, scripts/test and scripts/bench: install what is missing, quietly.
+# Sourced, not run.
+
+sluice_root() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd
+}
+
+# Installs Debian packages that are not installed yet. Needs root (or sudo).
+sluice_apt_install() {
+  local missing=()
+  local pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "error: missing packages ${missing[*]} and not root; install them first" >&2
+      return 1
+    fi
+  fi
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/sluice-apt.log 2>&1; then
+    $sudo apt-get update -qq >/tmp/sluice-apt.log 2>&1 || true
+    if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/sluice-apt.log 2>&1; then
+      echo "error: apt-get install ${missing[*]} failed; see /tmp/sluice-apt.log" >&2
+      tail -20 /tmp/sluice-apt.log >&2
+      return 1
+    fi
+  fi
+}
+
+# Packages every Sluice build and test needs.
+SLUICE_APT_PACKAGES=(libhiredis-dev pkg-config redis-server redis-tools)
+
+# The Debian redis-server package starts a system service where systemd runs; Sluice's
+# scripts never rely on it: they start their own servers on their own ports.
+
+sluice_require_swift() {
+  if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+      export PATH="/opt/swift/usr/bin:$PATH"
+    else
+      echo "error: swift is not on PATH; install the Swift 6 toolchain" >&2
+      return 1
+    fi
+  fi
+}
+
+# A free TCP port on 127.0.0.1.
+sluice_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
