@@ -67,6 +67,10 @@ public enum ConfigLoader {
         case DecodingError.keyNotFound(let key, let context):
             return .init(source: source, path: self.path(context.codingPath + [key]), reason: "is required")
         case DecodingError.dataCorrupted(let context):
+            // Yams wraps what a nested init(from:) throws, and YAML syntax errors, this way.
+            if let underlying = context.underlyingError {
+                return self.problem(decoding: underlying, source: source)
+            }
             return .init(source: source, path: self.path(context.codingPath), reason: context.debugDescription)
         case let error as YamlError:
             return .init(source: source, path: "", reason: "invalid YAML: \(error)")
