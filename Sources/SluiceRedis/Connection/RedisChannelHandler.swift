@@ -113,7 +113,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     private func timerFired() {
         self.timer = nil
-        let action = self.stateMachine.timerFired(now: .now())
+        let action = self.stateMachine.timerFired(now: self.context?.eventLoop.now ?? .now())
         for promise in action.expired {
             promise.fail(SluiceRedisError.timeout("Redis did not answer within the command deadline"))
         }

@@ -141,7 +141,7 @@ public final class RedisClient: Service, Sendable {
     public func send(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisReply> {
         let pool = self.pool(for: eventLoop)
         let promise = pool.eventLoop.makePromise(of: RedisReply.self)
-        let deadline = NIODeadline.now() + self.shared.configuration.commandTimeout
+        let deadline = pool.eventLoop.now + self.shared.configuration.commandTimeout
         let command: ByteBuffer
         do {
             command = try RESPEncoder.encode(arguments)

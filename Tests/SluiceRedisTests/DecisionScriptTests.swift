@@ -1,0 +1,242 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceCore
+import SluiceTestSupport
+import Testing
+
+@testable import SluiceRedis
+
+/// The decision script's bucket and window math, with times injected through the
+/// script's test-only clock argument, against a real redis-server.
+@Suite("Decision script (injected clock)")
+final class DecisionScriptTests {
+    let server: RedisServer
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let client: RedisClient
+    let tag = UUID().uuidString
+
+    init() async throws {
+        self.server = try RedisServer()
+        self.client = RedisClientTests.client(self.server, group: self.group)
+        self.client.start()
+        try await RedisClientTests.eventually("connected") { self.client.isConnected }
+    }
+
+    deinit {
+        let client = self.client
+        let group = self.group
+        Task {
+            await client.shutdown()
+            try? await group.shutdownGracefully()
+        }
+    }
+
+    /// Seconds since the epoch of a UTC calendar time (Foundation's calendar, not the script's).
+    static func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0, _ second: Int = 0) -> Int64 {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let date = calendar.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second))!
+        return Int64(date.timeIntervalSince1970)
+    }
+
+    func plan(throttle: TokenBucket? = nil, quota: Quota? = nil, routes: [RouteRule] = []) -> Plan {
+        Plan(name: "p", throttle: throttle, quota: quota, routes: routes, onBackendError: .deny)
+    }
+
+    func entry(_ plan: Plan, key: String = "k") -> KeyEntry {
+        KeyEntry(keyID: "\(self.tag)-\(key)", plan: plan)
+    }
+
+    /// Runs the script at `seconds` (plus `micros`) for `cost`.
+    func run(_ entry: KeyEntry, route: RequestRoute? = nil, cost: Int = 1, at seconds: Int64, micros: Int64 = 0) async throws -> DecisionScript.Result {
+        let limits = entry.plan.limits(for: route)
+        let call = DecisionScript.call(entry: entry, limits: limits, cost: cost, nowMicros: seconds * 1_000_000 + micros)
+        let reply = try await self.client.evaluate(
+            .decide, keys: call.keys.map { RedisArgument($0) }, arguments: call.arguments.map { RedisArgument($0) }
+        ).get()
+        let values = try #require(reply.array?.compactMap { $0.int }, "reply: \(reply)")
+        return try DecisionScript.result(limits: limits, values: values)
+    }
+
+    // MARK: Token bucket
+
+    @Test("rate 1/s burst 5: five pass, the sixth waits 1000 ms; one second later one token is back")
+    func burst() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 1, burst: 5)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        for expected in (0...4).reversed() {
+            let r = try await self.run(e, at: t0)
+            #expect(r.allowed && r.limits[0].remaining == expected)
+        }
+        let sixth = try await self.run(e, at: t0)
+        #expect(!sixth.allowed && sixth.limits[0].retryAfterMs == 1000 && sixth.limits[0].remaining == 0)
+        #expect(sixth.limits[0].resetAfterMs == 5000)
+        let later = try await self.run(e, at: t0 + 1)
+        #expect(later.allowed && later.limits[0].remaining == 0)
+        let again = try await self.run(e, at: t0 + 1)
+        #expect(!again.allowed && again.limits[0].retryAfterMs == 1000)
+    }
+
+    @Test("partial refill: a token arrives at exactly its emission time, not before")
+    func partialRefill() async throws {
+        // Slow rates keep the keys' real TTLs long: the clock here is injected, Redis's expiry is not.
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.002, burst: 1)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        #expect(try await self.run(e, at: t0).allowed)
+        let early = try await self.run(e, at: t0 + 499, micros: 999_000)
+        #expect(!early.allowed && early.limits[0].retryAfterMs == 1)
+        #expect(try await self.run(e, at: t0 + 500).allowed)
+    }
+
+    @Test("fractional rate: 0.05 tokens a second means a twenty-second wait")
+    func fractionalRate() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.05, burst: 1)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        #expect(try await self.run(e, at: t0).allowed)
+        let denied = try await self.run(e, at: t0)
+        #expect(!denied.allowed && denied.limits[0].retryAfterMs == 20_000)
+        #expect(try await self.run(e, at: t0 + 19).allowed == false)
+        #expect(try await self.run(e, at: t0 + 20).allowed)
+    }
+
+    @Test("refill after long idleness is capped at the burst")
+    func longIdle() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 3)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        for _ in 0..<3 { #expect(try await self.run(e, at: t0).allowed) }
+        #expect(try await self.run(e, at: t0).allowed == false)
+        let tenDaysLater = t0 + 10 * 86400
+        let r = try await self.run(e, at: tenDaysLater)
+        #expect(r.allowed && r.limits[0].remaining == 2)
+        #expect(try await self.run(e, at: tenDaysLater).limits[0].remaining == 1)
+    }
+
+    @Test("cost: 0 peeks without consuming, 3 takes 3, above burst is never passable")
+    func cost() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.1, burst: 5)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        let peek = try await self.run(e, cost: 0, at: t0)
+        #expect(peek.allowed && peek.limits[0].remaining == 5)
+        #expect(try self.server.cli("EXISTS", "sl:{\(self.tag)-k}:t") == "0")
+        let three = try await self.run(e, cost: 3, at: t0)
+        #expect(three.allowed && three.limits[0].remaining == 2)
+        let tooBig = try await self.run(e, cost: 6, at: t0)
+        #expect(!tooBig.allowed && tooBig.limits[0].retryAfterMs == -1 && tooBig.limits[0].remaining == 2)
+        let overRemaining = try await self.run(e, cost: 3, at: t0)
+        #expect(!overRemaining.allowed && overRemaining.limits[0].retryAfterMs == 10_000)
+        let peekEmpty = try await self.run(e, cost: 0, at: t0)
+        #expect(peekEmpty.allowed && peekEmpty.limits[0].remaining == 2)
+    }
+
+    @Test("a bucket key lives until the bucket is full again")
+    func bucketTTL() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.001, burst: 5)))
+        _ = try await self.run(e, cost: 3, at: Self.utc(2025, 6, 1, 12))
+        // Three tokens short at 1 per 1000 s: full again in 3000 s (wide margin for a busy machine).
+        let ttl = Int(try self.server.cli("PTTL", "sl:{\(self.tag)-k}:t")) ?? -9
+        #expect((2_940_000...3_000_000).contains(ttl), "PTTL \(ttl)")
+    }
+
+    // MARK: Calendar quota
+
+    @Test("a day window with offset 2 h: 01:30 UTC still belongs to the previous day's window")
+    func dayOffsetAcrossMidnight() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 2, period: .day, offsetHours: 2)))
+        let now = Self.utc(2024, 3, 10, 1, 30)
+        let end = Self.utc(2024, 3, 10, 2)
+        let first = try await self.run(e, at: now)
+        #expect(first.allowed && first.limits[0].remaining == 1)
+        #expect(first.limits[0].resetAfterMs == (end - now) * 1000)
+        #expect(first.limits[0].windowSeconds == 86400)
+        #expect(try await self.run(e, at: now).allowed)
+        let denied = try await self.run(e, at: now)
+        #expect(!denied.allowed && denied.limits[0].retryAfterMs == (end - now) * 1000)
+        // One second before the window ends: still denied; at its end: a fresh window.
+        #expect(try await self.run(e, at: end - 1).allowed == false)
+        let fresh = try await self.run(e, at: end)
+        #expect(fresh.allowed && fresh.limits[0].remaining == 1)
+        #expect(fresh.limits[0].resetAfterMs == 86_400_000)
+    }
+
+    @Test("a week window starts on Monday at the offset hour")
+    func week() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 1, period: .week, offsetHours: 2)))
+        // Sunday 2024-03-10 12:00; the week began Monday 2024-03-04 02:00 and ends 2024-03-11 02:00.
+        let sunday = Self.utc(2024, 3, 10, 12)
+        let end = Self.utc(2024, 3, 11, 2)
+        let r = try await self.run(e, at: sunday)
+        #expect(r.allowed && r.limits[0].resetAfterMs == (end - sunday) * 1000 && r.limits[0].windowSeconds == 604_800)
+        // Monday 01:00 is still the old week.
+        let mondayEarly = try await self.run(e, at: Self.utc(2024, 3, 11, 1))
+        #expect(!mondayEarly.allowed && mondayEarly.limits[0].retryAfterMs == 3_600_000)
+        #expect(try await self.run(e, at: end).allowed)
+    }
+
+    @Test(
+        "month windows follow the calendar: 28, 29, 30 and 31 days, year ends, offsets",
+        arguments: [
+            // (now, window start, window end, offset hours)
+            ((2024, 2, 29, 12), (2024, 2, 1), (2024, 3, 1), 2),  // leap February
+            ((2023, 2, 15, 0), (2023, 2, 1), (2023, 3, 1), 0),  // common February
+            ((2024, 4, 30, 23), (2024, 4, 1), (2024, 5, 1), 0),  // 30 days
+            ((2024, 1, 31, 23), (2024, 1, 1), (2024, 2, 1), 0),  // 31 days
+            ((2024, 2, 1, 1), (2024, 1, 1), (2024, 2, 1), 2),  // before the offset hour: still January
+            ((2024, 12, 31, 23), (2024, 12, 1), (2025, 1, 1), 0),  // year end
+            ((2025, 1, 1, 0), (2024, 12, 1), (2025, 1, 1), 3),  // New Year before 03:00: still December
+            ((2100, 2, 28, 5), (2100, 2, 1), (2100, 3, 1), 0),  // 2100 is not a leap year
+        ] as [((Int, Int, Int, Int), (Int, Int, Int), (Int, Int, Int), Int)]
+    )
+    func month(now: (Int, Int, Int, Int), start: (Int, Int, Int), end: (Int, Int, Int), offset: Int) async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 1, period: .month, offsetHours: offset)), key: "m\(now)")
+        let t = Self.utc(now.0, now.1, now.2, now.3)
+        let windowStart = Self.utc(start.0, start.1, start.2, offset)
+        let windowEnd = Self.utc(end.0, end.1, end.2, offset)
+        let r = try await self.run(e, at: t)
+        #expect(r.allowed)
+        #expect(r.limits[0].resetAfterMs == (windowEnd - t) * 1000)
+        #expect(r.limits[0].windowSeconds == Int(windowEnd - windowStart))
+        let denied = try await self.run(e, at: t)
+        #expect(!denied.allowed && denied.limits[0].retryAfterMs == (windowEnd - t) * 1000)
+        #expect(try await self.run(e, at: windowEnd - 1).allowed == false)
+        #expect(try await self.run(e, at: windowEnd).allowed)
+    }
+
+    @Test("a quota key expires when its window ends")
+    func quotaTTL() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 5, period: .day, offsetHours: 0)))
+        _ = try await self.run(e, at: Self.utc(2024, 3, 10, 23, 0))
+        let ttl = Int(try self.server.cli("PTTL", "sl:{\(self.tag)-k}:q")) ?? -9
+        #expect((3_540_000...3_600_000).contains(ttl), "PTTL \(ttl)")
+    }
+
+    // MARK: All-or-nothing
+
+    @Test("a quota denial consumes nothing from the throttle, and a throttle denial nothing from the quota")
+    func allOrNothing() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 3), quota: Quota(limit: 2, period: .day, offsetHours: 0)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        #expect(try await self.run(e, at: t0).allowed)
+        #expect(try await self.run(e, at: t0).allowed)
+        // Quota exhausted (0 left), throttle has 1 token: denied by the quota...
+        let byQuota = try await self.run(e, at: t0)
+        #expect(!byQuota.allowed && byQuota.limits[0].retryAfterMs == 0 && byQuota.limits[1].retryAfterMs > 0)
+        // ...and the throttle still holds its token.
+        let peek = try await self.run(e, cost: 0, at: t0)
+        #expect(peek.limits[0].remaining == 1 && peek.limits[1].remaining == 0)
+
+        let f = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 1), quota: Quota(limit: 10, period: .day, offsetHours: 0)), key: "f")
+        #expect(try await self.run(f, at: t0).allowed)
+        let byThrottle = try await self.run(f, at: t0)
+        #expect(!byThrottle.allowed && byThrottle.limits[0].retryAfterMs == 100_000 && byThrottle.limits[1].retryAfterMs == 0)
+        #expect(try await self.run(f, cost: 0, at: t0).limits[1].remaining == 9)
+    }
+
+    @Test("cost above a quota's limit is never passable")
+    func quotaCostExceeds() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 5, period: .day, offsetHours: 0)))
+        let r = try await self.run(e, cost: 6, at: Self.utc(2025, 6, 1, 12))
+        #expect(!r.allowed && r.limits[0].retryAfterMs == -1 && r.limits[0].remaining == 5)
+    }
+}

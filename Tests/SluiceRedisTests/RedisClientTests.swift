@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceTestSupport
+import Testing
+
+@testable import SluiceRedis
+
+/// The client against real redis-server processes started by each test.
+@Suite("Redis client (real redis-server)")
+struct RedisClientTests {
+    static func client(
+        _ server: RedisServer,
+        group: any EventLoopGroup,
+        password: String? = nil,
+        username: String? = nil,
+        database: Int = 0,
+        timeout: TimeAmount = .milliseconds(500),
+        maxConsecutiveTimeouts: Int = 3,
+        scripts: [RedisScript] = [.decide]
+    ) -> RedisClient {
+        RedisClient(
+            configuration: .init(
+                host: "127.0.0.1", port: server.port, username: username, password: password, database: database,
+                commandTimeout: timeout, connectTimeout: .seconds(2), maxConsecutiveTimeouts: maxConsecutiveTimeouts,
+                minReconnectDelay: .milliseconds(20), maxReconnectDelay: .milliseconds(200)
+            ),
+            eventLoopGroup: group,
+            scripts: scripts,
+            logger: Logger(label: "test")
+        )
+    }
+
+    /// Polls until `condition` holds, failing after `timeout` seconds.
+    static func eventually(_ what: String, timeout: Double = 10, _ condition: () async -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("not within \(timeout) s: \(what)")
+        throw TestSupportError("timed out: \(what)")
+    }
+
+    @Test("commands round-trip; many concurrent commands pipeline in order")
+    func roundTripAndPipelining() async throws {
+        let server = try RedisServer()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let client = Self.client(server, group: group)
+        client.start()
+        try await Self.eventually("connected") { client.connectedCount == 2 }
+
+        #expect(try await client.command(["SET", "sl:{t}:k", "v"]) == .status("OK"))
+        #expect(try await client.command(["GET", "sl:{t}:k"]).string == "v")
+
+        // 500 INCRs from every loop at once: each reply goes to its own caller.
+        let loop = group.next()
+        let futures = (0..<500).map { _ in client.send(["INCR", "sl:{t}:n"], on: loop) }
+        var values: [Int64] = []
+        for future in futures { values.append(try await future.get().int ?? -1) }
+        #expect(values == Array(1...500))
+
+        do {
+            _ = try await client.command(["NOSUCHCOMMAND"])
+            Issue.record("an error reply must throw")
+        } catch let error as RedisServerError {
+            #expect(error.prefix == "ERR")
+        }
+        await client.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("EVALSHA after SCRIPT FLUSH: the script is loaded again and the call retried once")
+    func noscript() async throws {
+        let server = try RedisServer()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let script = RedisScript(name: "echo", source: "return ARGV[1]")
+        let client = Self.client(server, group: group, scripts: [script])
+        client.start()
+        try await Self.eventually("connected") { client.isConnected }
+        #expect(try await client.evaluate(script, keys: [], arguments: ["a"]).get().string == "a")
+        try server.cli("SCRIPT", "FLUSH")
+        #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "0")
+        #expect(try await client.evaluate(script, keys: [], arguments: ["b"]).get().string == "b")
+        #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "1")
+        await client.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("AUTH with a password, with an ACL user, and a wrong password fails the handshake")
+    func auth() async throws {
+        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
+        try server.cli("ACL", "SETUSER", "sluice", "on", ">userpw", "~*", "+@all")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+        let good = Self.client(server, group: group, password: "s3cret")
+        good.start()
+        try await Self.eventually("connected with password") { good.isConnected }
+        #expect(try await good.command(["PING"]) == .status("PONG"))
+        await good.shutdown()
+
+        let user = Self.client(server, group: group, password: "userpw", username: "sluice")
+        user.start()
+        try await Self.eventually("connected as ACL user") { user.isConnected }
+        #expect(try await user.command(["ACL", "WHOAMI"]).string == "sluice")
+        await user.shutdown()
+
+        let bad = Self.client(server, group: group, password: "wrong")
+        bad.start()
+        try await Self.eventually("handshake failure recorded") { bad.lastConnectError != nil }
+        #expect(!bad.isConnected)
+        #expect(bad.lastConnectError?.contains("AUTH") == true)
+        do {
+            _ = try await bad.command(["PING"])
+            Issue.record("must fail without a connection")
+        } catch let error as SluiceRedisError {
+            #expect(error.code == .unavailable || error.code == .timeout)
+        }
+        await bad.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("SELECT puts commands in the configured database")
+    func select() async throws {
+        let server = try RedisServer()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = Self.client(server, group: group, database: 3)
+        client.start()
+        try await Self.eventually("connected") { client.isConnected }
+        _ = try await client.command(["SET", "sl:{t}:db", "3"])
+        #expect(try server.cli("-n", "3", "GET", "sl:{t}:db") == "3")
+        #expect(try server.cli("-n", "0", "EXISTS", "sl:{t}:db") == "0")
+        await client.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("maxmemory-policy is read on connect", arguments: ["noeviction", "allkeys-lru"])
+    func evictionPolicy(policy: String) async throws {
+        let server = try RedisServer(arguments: ["--maxmemory-policy", policy])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = Self.client(server, group: group)
+        #expect(client.evictionPolicy == .notChecked)
+        client.start()
+        try await Self.eventually("connected") { client.isConnected }
+        #expect(client.evictionPolicy == .policy(policy))
+        await client.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("Redis down: commands fail fast, not at a pile-up; after a restart the client reconnects by itself")
+    func downAndBack() async throws {
+        let server = try RedisServer()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = Self.client(server, group: group, timeout: .milliseconds(100))
+        client.start()
+        try await Self.eventually("connected") { client.isConnected }
+        server.stop()
+        try await Self.eventually("noticed the drop") { !client.isConnected }
+
+        let started = ContinuousClock.now
+        for _ in 0..<20 {
+            do {
+                _ = try await client.command(["PING"])
+                Issue.record("no Redis: must fail")
+            } catch let error as SluiceRedisError {
+                #expect([.unavailable, .timeout, .connectionClosed].contains(error.code))
+            }
+        }
+        // 20 failures well under 20 × the deadline: most fail at once, without waiting.
+        #expect(ContinuousClock.now - started < .milliseconds(1500))
+
+        try server.restart()
+        try await Self.eventually("reconnected") { client.isConnected }
+        #expect(try await client.command(["PING"]) == .status("PONG"))
+        await client.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a slow Redis fails only the late command; consecutive timeouts recycle the connection")
+    func slowRedis() async throws {
+        let server = try RedisServer(arguments: ["--enable-debug-command", "local"])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = Self.client(server, group: group, timeout: .milliseconds(150), maxConsecutiveTimeouts: 3)
+        // A second client blocks the server with DEBUG SLEEP on its own connection.
+        let blocker = Self.client(server, group: group, timeout: .seconds(5))
+        client.start()
+        blocker.start()
+        try await Self.eventually("connected") { client.isConnected && blocker.isConnected }
+        _ = try await client.command(["SET", "sl:{t}:a", "A"])
+        let firstConnection = try await client.command(["CLIENT", "ID"]).int
+
+        // One late command: it alone fails; the connection stays and the next reply is the right one.
+        let sleep = blocker.send(["DEBUG", "SLEEP", "0.6"])
+        try await Self.firstTimeout(client)
+        _ = try await sleep.get()
+        #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+        #expect(try await client.command(["CLIENT", "ID"]).int == firstConnection)
+
+        // Three in a row: the connection is recycled and a new one serves the next command.
+        let longSleep = blocker.send(["DEBUG", "SLEEP", "1.5"])
+        try await Self.firstTimeout(client)
+        let loop = group.next()
+        for future in (0..<2).map({ _ in client.send(["GET", "sl:{t}:a"], on: loop) }) {
+            do {
+                _ = try await future.get()
+                Issue.record("must time out")
+            } catch let error as SluiceRedisError {
+                #expect(error.code == .timeout)
+            }
+        }
+        _ = try await longSleep.get()
+        try await Self.eventually("reconnected") { client.isConnected }
+        #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+        let secondConnection = try await client.command(["CLIENT", "ID"]).int
+        #expect(secondConnection != nil && secondConnection != firstConnection)
+        await client.shutdown()
+        await blocker.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    /// Sends GETs until one times out: the server is then known to be blocked.
+    static func firstTimeout(_ client: RedisClient) async throws {
+        for _ in 0..<100 {
+            do {
+                _ = try await client.command(["GET", "sl:{t}:a"])
+                try await Task.sleep(for: .milliseconds(5))
+            } catch let error as SluiceRedisError where error.code == .timeout {
+                return
+            }
+        }
+        throw TestSupportError("the server never blocked")
+    }
+}
