@@ -222,6 +222,8 @@ final class DecisionScriptTests {
         // Quota exhausted (0 left), throttle has 1 token: denied by the quota...
         let byQuota = try await self.run(e, at: t0)
         #expect(!byQuota.allowed && byQuota.limits[0].retryAfterMs == 0 && byQuota.limits[1].retryAfterMs > 0)
+        // The admitting throttle reports its state as it is: nothing was taken from it.
+        #expect(byQuota.limits[0].remaining == 1)
         // ...and the throttle still holds its token.
         let peek = try await self.run(e, cost: 0, at: t0)
         #expect(peek.limits[0].remaining == 1 && peek.limits[1].remaining == 0)
@@ -230,6 +232,7 @@ final class DecisionScriptTests {
         #expect(try await self.run(f, at: t0).allowed)
         let byThrottle = try await self.run(f, at: t0)
         #expect(!byThrottle.allowed && byThrottle.limits[0].retryAfterMs == 100_000 && byThrottle.limits[1].retryAfterMs == 0)
+        #expect(byThrottle.limits[1].remaining == 9)
         #expect(try await self.run(f, cost: 0, at: t0).limits[1].remaining == 9)
     }
 

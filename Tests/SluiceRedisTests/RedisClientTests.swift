@@ -192,7 +192,12 @@ struct RedisClientTests {
 
         // One late command: it alone fails; the connection stays and the next reply is the right one.
         let sleep = blocker.send(["DEBUG", "SLEEP", "0.6"])
-        try await Self.firstTimeout(client)
+        do {
+            try await Self.firstTimeout(client)
+        } catch {
+            Issue.record("DEBUG SLEEP answered \(String(describing: try? await sleep.get()))")
+            throw error
+        }
         _ = try await sleep.get()
         #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
         #expect(try await client.command(["CLIENT", "ID"]).int == firstConnection)

@@ -19,6 +19,27 @@ struct RedisConnectionStateMachineTests {
         guard case .close = m.receive() else { Issue.record("a reply with nothing pending closes"); return }
     }
 
+    @Test("a command with an earlier deadline than the armed one re-arms the timer")
+    func earlierDeadlineRearms() {
+        var m = Machine(maxPending: 10, maxConsecutiveTimeouts: 3)
+        // A handshake command with a long deadline, then an ordinary one.
+        guard case .write(armTimer: self.t0 + .seconds(2)) = m.send(1, deadline: self.t0 + .seconds(2)) else {
+            Issue.record("arm at the handshake deadline")
+            return
+        }
+        guard case .write(armTimer: self.t0 + .milliseconds(100)) = m.send(2, deadline: self.t0 + .milliseconds(100)) else {
+            Issue.record("re-arm at the earlier deadline")
+            return
+        }
+        guard case .write(armTimer: nil) = m.send(3, deadline: self.t0 + .milliseconds(200)) else {
+            Issue.record("a later deadline needs no new timer")
+            return
+        }
+        let fired = m.timerFired(now: self.t0 + .milliseconds(100))
+        #expect(fired.expired == [2])
+        #expect(fired.rearm == self.t0 + .milliseconds(200))
+    }
+
     @Test("a timed-out caller fails at its deadline; its late reply is dropped, not given to the next caller")
     func timeoutThenLateReply() {
         var m = Machine(maxPending: 10, maxConsecutiveTimeouts: 3)

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// A throwaway `redis-server` on a free port in a temp dir, for one test.
@@ -68,6 +69,23 @@ public final class RedisServer: @unchecked Sendable {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `redis-cli` on a Dispatch thread, so a slow call never blocks Swift's cooperative pool.
+    @discardableResult
+    public func cliAsync(_ arguments: String...) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try self.cli(arguments) })
+            }
+        }
+    }
+
+    /// Redis's clock (`TIME`) in milliseconds since the epoch.
+    public func timeMs() async throws -> Int64 {
+        let parts = try await self.cliAsync("TIME").split(separator: "\n").compactMap { Int64($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2 else { throw TestSupportError("unexpected TIME reply") }
+        return parts[0] * 1000 + parts[1] / 1000
     }
 
     private var password: String? {

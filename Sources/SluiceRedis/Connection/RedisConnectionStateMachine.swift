@@ -49,7 +49,8 @@ struct RedisConnectionStateMachine<Promise> {
     private(set) var state: State = .active
     private var pending: Deque<Pending> = []
     private var consecutiveTimeouts = 0
-    private var timerArmed = false
+    /// When the deadline timer fires next; nil when it is not scheduled.
+    private var armedDeadline: NIODeadline?
 
     /// At most this many commands wait for replies at once.
     let maxPending: Int
@@ -73,10 +74,12 @@ struct RedisConnectionStateMachine<Promise> {
             return .fail(.tooManyPending("\(self.pending.count) commands already wait for Redis on this connection"))
         }
         self.pending.append(Pending(promise: promise, deadline: deadline))
-        if self.timerArmed {
+        // Commands may carry different deadlines (a handshake's is longer): the timer
+        // must fire by the earliest one.
+        if let armed = self.armedDeadline, armed <= deadline {
             return .write(armTimer: nil)
         }
-        self.timerArmed = true
+        self.armedDeadline = deadline
         return .write(armTimer: deadline)
     }
 
@@ -95,7 +98,7 @@ struct RedisConnectionStateMachine<Promise> {
     /// The deadline timer fired at `now`.
     mutating func timerFired(now: NIODeadline) -> TimerAction {
         var action = TimerAction()
-        self.timerArmed = false
+        self.armedDeadline = nil
         guard case .active = self.state else { return action }
         var next: NIODeadline?
         // A full scan: the timer fires about once per command timeout, and the queue
@@ -115,7 +118,7 @@ struct RedisConnectionStateMachine<Promise> {
             action.closeConnection = true
         }
         if let next, !action.closeConnection {
-            self.timerArmed = true
+            self.armedDeadline = next
             action.rearm = next
         }
         return action
@@ -126,7 +129,7 @@ struct RedisConnectionStateMachine<Promise> {
     mutating func close(_ error: SluiceRedisError) -> [Promise] {
         guard case .active = self.state else { return [] }
         self.state = .closed(error)
-        self.timerArmed = false
+        self.armedDeadline = nil
         let promises = self.pending.compactMap(\.promise)
         self.pending.removeAll()
         return promises

@@ -80,6 +80,8 @@ end
 local n = #KEYS
 local out = { 1, floor(now_us / 1000) }
 local writes = {}
+-- What an admitting limit reports if another limit denies: its state untouched.
+local unconsumed = {}
 local allowed = true
 
 for i = 1, n do
@@ -108,6 +110,7 @@ for i = 1, n do
           new_tat = floor(new_tat + 0.5)
           remaining, reset_us, retry_ms = tokens - need, new_tat - now_us, 0
           writes[#writes + 1] = { KEYS[i], string.format('%d', new_tat), ms_up(new_tat - now_us) }
+          unconsumed[i] = { tokens, ms_up(tat - now_us) }
         end
       else
         allowed = false
@@ -141,6 +144,7 @@ for i = 1, n do
       else
         remaining, retry_ms = left - need, 0
         writes[#writes + 1] = { KEYS[i], string.format('%d:%d', ws, used + need), ms_up(reset_us) }
+        unconsumed[i] = { left, ms_up(reset_us) }
       end
     else
       allowed = false
@@ -160,5 +164,10 @@ if allowed then
   end
 else
   out[1] = 0
+  for i, state in pairs(unconsumed) do
+    local o = 3 + (i - 1) * 4
+    out[o] = state[1]
+    out[o + 1] = state[2]
+  end
 end
 return out

@@ -1,0 +1,93 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import SluiceCore
+import SluiceServer
+import SluiceTestSupport
+import Testing
+
+/// Runs the real application (the same `buildApplication` as `sluice serve`) on a
+/// free port against a real redis-server, and talks to it over HTTP.
+struct ServerHarness {
+    let client: any TestClientProtocol
+
+    static func config(_ yaml: String, redis: RedisServer, environment: [String: String] = ["SLUICE_KEY_SECRET": "server-test"]) throws
+        -> SluiceConfig
+    {
+        try ConfigLoader.parse(
+            yaml: yaml, source: "test.yaml", environment: environment,
+            overrides: ConfigOverrides(host: "127.0.0.1", port: 0, redisURL: redis.url)
+        )
+    }
+
+    /// Starts the app, waits until its Redis connections are up (unless told not to), runs `body`.
+    static func run(
+        _ config: SluiceConfig,
+        waitForRedis: Bool = true,
+        _ body: @Sendable (ServerHarness) async throws -> Void
+    ) async throws {
+        var logger = Logger(label: "sluice-test")
+        logger.logLevel = .warning
+        let app = buildApplication(config: config, logger: logger)
+        try await app.test(.live) { client in
+            let harness = ServerHarness(client: client)
+            if waitForRedis {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline {
+                    if (try await harness.get("/readyz")).json["redis"] as? String == "up" { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            try await body(harness)
+        }
+    }
+
+    struct Answer {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let text: String
+
+        var json: [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(self.text.utf8))) as? [String: Any] ?? [:]
+        }
+        func header(_ name: String) -> String? { self.headers[HTTPField.Name(name)!] }
+        var errorCode: String? { (self.json["error"] as? [String: Any])?["code"] as? String }
+        var allowed: Bool? { self.json["allowed"] as? Bool }
+        var remaining: Int? { self.json["remaining"] as? Int }
+        var deniedBy: String? { self.json["denied_by"] as? String }
+        var retryAfterMs: Int? { self.json["retry_after_ms"] as? Int }
+        var limits: [[String: Any]] { self.json["limits"] as? [[String: Any]] ?? [] }
+        /// `remaining` of the limit called `name` in the `limits` array.
+        func remaining(of name: String) -> Int? {
+            self.limits.first { $0["name"] as? String == name }?["remaining"] as? Int
+        }
+    }
+
+    func get(_ path: String) async throws -> Answer {
+        try await self.send(path, method: .get, headers: [:], body: nil)
+    }
+
+    func check(_ json: String, contentType: String? = "application/json") async throws -> Answer {
+        var headers = HTTPFields()
+        if let contentType { headers[.contentType] = contentType }
+        return try await self.send("/v1/check", method: .post, headers: headers, body: json)
+    }
+
+    /// A check body for `key`, with an optional route and cost.
+    func check(key: String, route: String? = nil, cost: Int? = nil) async throws -> Answer {
+        var fields = ["\"api_key\":\"\(key)\""]
+        if let route { fields.append("\"route\":\"\(route)\"") }
+        if let cost { fields.append("\"cost\":\(cost)") }
+        return try await self.check("{" + fields.joined(separator: ",") + "}")
+    }
+
+    func send(_ path: String, method: HTTPRequest.Method, headers: HTTPFields, body: String?) async throws -> Answer {
+        let response = try await self.client.execute(
+            uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }
+        )
+        return Answer(status: response.status, headers: response.headers, text: String(buffer: response.body))
+    }
+}
