@@ -75,11 +75,11 @@ public final class SluiceProcess: @unchecked Sendable {
         throw TestSupportError("sluice on port \(self.port) not ready within \(timeout) s: \(self.log)")
     }
 
-    /// Sends SIGTERM and waits for the exit status (SIGKILL after `timeout`).
+    /// Sends SIGTERM (or `signal`) and waits for the exit status (SIGKILL after `timeout`).
     @discardableResult
-    public func terminate(timeout: TimeInterval = 10) async -> Int32 {
+    public func terminate(signal: Int32 = SIGTERM, timeout: TimeInterval = 10) async -> Int32 {
         guard self.process.isRunning else { return self.process.terminationStatus }
-        Foundation.kill(self.process.processIdentifier, SIGTERM)
+        Foundation.kill(self.process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(timeout)
         while self.process.isRunning && Date() < deadline {
             try? await Task.sleep(for: .milliseconds(20))

@@ -1,0 +1,246 @@
+import Dispatch
+import Foundation
+import SluiceTestSupport
+import Testing
+
+/// The `sluice` binary as users run it: real processes, a real redis-server, HTTP over TCP.
+@Suite("sluice processes", .serialized)
+struct SluiceProcessTests {
+    static func yaml(redis: RedisServer, plans: String, keys: String) -> String {
+        """
+        redis: { url: \(redis.url), timeout_ms: 100 }
+        plans:
+        \(plans)
+        api_keys:
+        \(keys)
+        """
+    }
+
+    @Test("two instances on one Redis share counters exactly")
+    func sharedCounters() async throws {
+        let redis = try RedisServer()
+        let yaml = Self.yaml(redis: redis, plans: "  p: { throttle: { rate: 0.01, burst: 10 } }", keys: "  - { key: shared, plan: p }")
+        let a = try SluiceProcess(yaml: yaml)
+        let b = try SluiceProcess(yaml: yaml)
+        try await a.waitUntilReady()
+        try await b.waitUntilReady()
+        var admitted = 0
+        for i in 0..<30 {
+            let port = i % 2 == 0 ? a.port : b.port
+            let r = try await HTTPTestClient.check(port: port, #"{"api_key":"shared"}"#)
+            #expect(r.status == 200)
+            if r.json["allowed"] as? Bool == true { admitted += 1 }
+        }
+        #expect(admitted == 10)
+        #expect(await a.terminate() == 0)
+        #expect(await b.terminate() == 0)
+    }
+
+    @Test("8 concurrent clients across two instances never over-admit, and admit at least half of what the limit allows")
+    func concurrentClients() async throws {
+        let redis = try RedisServer()
+        let rate = 20.0
+        let burst = 10
+        let yaml = Self.yaml(redis: redis, plans: "  p: { throttle: { rate: \(rate), burst: \(burst) } }", keys: "  - { key: busy, plan: p }")
+        let a = try SluiceProcess(yaml: yaml)
+        let b = try SluiceProcess(yaml: yaml)
+        try await a.waitUntilReady()
+        try await b.waitUntilReady()
+
+        let ports = [a.port, b.port]
+        let started = Date()
+        let runFor: TimeInterval = 3
+        let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    var admitted = 0
+                    var total = 0
+                    while Date().timeIntervalSince(started) < runFor {
+                        let r = try await HTTPTestClient.check(port: ports[client % 2], #"{"api_key":"busy"}"#)
+                        if r.json["allowed"] as? Bool == true { admitted += 1 }
+                        total += 1
+                    }
+                    return (admitted, total)
+                }
+            }
+            var sum = (0, 0)
+            for try await (admitted, total) in group { sum = (sum.0 + admitted, sum.1 + total) }
+            return sum
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let ceiling = Double(burst) + rate * elapsed
+        #expect(results.1 > results.0, "some requests must have been denied (\(results))")
+        #expect(Double(results.0) <= ceiling, "admitted \(results.0) > burst + rate × \(elapsed) s = \(ceiling)")
+        #expect(Double(results.0) >= ceiling / 2, "admitted \(results.0) < half of \(ceiling)")
+        await a.terminate()
+        await b.terminate()
+    }
+
+    @Test("exactly one top-level Redis command per decision (redis-cli MONITOR)")
+    func oneCommandPerDecision() async throws {
+        let redis = try RedisServer()
+        let yaml = Self.yaml(
+            redis: redis,
+            plans: """
+                  p:
+                    throttle: { rate: 100, burst: 100 }
+                    quota: { limit: 100000, period: month }
+                    routes:
+                      "POST /v1/predict": { rate: 100, burst: 50, additional: true }
+                """,
+            keys: "  - { key: mon, plan: p }"
+        )
+        let sluice = try SluiceProcess(yaml: yaml)
+        try await sluice.waitUntilReady()
+
+        let monitor = Process()
+        // redis-cli buffers its output when it is not a terminal; stdbuf makes it line-buffered.
+        monitor.executableURL = try RedisServer.executable("stdbuf")
+        monitor.arguments = ["-oL", try RedisServer.executable("redis-cli").path, "-p", String(redis.port), "MONITOR"]
+        let output = Pipe()
+        monitor.standardOutput = output
+        try monitor.run()
+        // MONITOR answers OK once it is subscribed.
+        let firstLine = try await Self.readLine(output.fileHandleForReading)
+        #expect(firstLine == "OK")
+
+        let decisions = 40
+        for i in 0..<decisions {
+            let body = i % 2 == 0 ? #"{"api_key":"mon","route":"POST /v1/predict"}"# : #"{"api_key":"mon","cost":0}"#
+            #expect(try await HTTPTestClient.check(port: sluice.port, body).status == 200)
+        }
+        // A marker through redis-cli ends the capture.
+        try await redis.cliAsync("ECHO", "end-of-test")
+        var lines: [String] = []
+        while true {
+            let line = try await Self.readLine(output.fileHandleForReading)
+            if line.contains("end-of-test") { break }
+            lines.append(line)
+        }
+        // redis-cli in MONITOR mode does not stop on SIGTERM.
+        kill(monitor.processIdentifier, SIGKILL)
+        monitor.waitUntilExit()
+
+        let topLevel = lines.filter { !$0.contains("[0 lua]") }
+        let evalsha = topLevel.filter { $0.lowercased().contains("\"evalsha\"") }
+        #expect(evalsha.count == decisions, "\(topLevel.prefix(5))")
+        #expect(topLevel.count == decisions, "other top-level commands: \(topLevel.filter { !$0.lowercased().contains("evalsha") })")
+        #expect(lines.count > topLevel.count, "the script's own commands show as [0 lua]")
+        await sluice.terminate()
+    }
+
+    @Test("Redis stopped mid-run: fast answers by on_backend_error, readyz says down; decisions resume after a restart")
+    func redisStoppedMidRun() async throws {
+        let redis = try RedisServer()
+        let yaml = Self.yaml(
+            redis: redis,
+            plans: """
+                  closed: { throttle: { rate: 0.01, burst: 100 }, on_backend_error: deny }
+                  open: { throttle: { rate: 0.01, burst: 100 }, on_backend_error: allow }
+                """,
+            keys: "  - { key: c, plan: closed }\n  - { key: o, plan: open }"
+        )
+        let sluice = try SluiceProcess(yaml: yaml)
+        try await sluice.waitUntilReady()
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"c"}"#).json["allowed"] as? Bool == true)
+
+        redis.stop()
+        for _ in 0..<10 {
+            let started = ContinuousClock.now
+            let closed = try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"c"}"#)
+            let open = try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"o"}"#)
+            #expect(ContinuousClock.now - started < .milliseconds(900))
+            #expect(closed.status == 503 && (closed.json["error"] as? [String: Any])?["code"] as? String == "backend_unavailable")
+            #expect(open.status == 200 && open.json["allowed"] as? Bool == true && open.json["degraded"] as? Bool == true)
+        }
+        let readyz = try await HTTPTestClient.request(port: sluice.port, path: "/readyz")
+        #expect(readyz.status == 200 && readyz.json["redis"] as? String == "down")
+
+        try redis.restart()
+        let deadline = ContinuousClock.now + .seconds(10)
+        var resumed = false
+        while ContinuousClock.now < deadline {
+            let r = try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"c"}"#)
+            if r.status == 200, r.json["allowed"] as? Bool == true {
+                resumed = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(resumed, "decisions did not resume: \(sluice.log.suffix(2000))")
+        #expect(sluice.isRunning)
+        #expect(await sluice.terminate() == 0)
+    }
+
+    @Test("SLUICE_REDIS_URL wins over the file; SIGINT stops the server cleanly")
+    func environmentAndSigint() async throws {
+        let redis = try RedisServer()
+        let yaml = """
+            redis: { url: "redis://127.0.0.1:1/0" }
+            plans: { p: { throttle: { rate: 1, burst: 1 } } }
+            api_keys: [ { key: k, plan: p } ]
+            """
+        let sluice = try SluiceProcess(yaml: yaml, environment: ["SLUICE_REDIS_URL": redis.url])
+        try await sluice.waitUntilReady()
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k"}"#).json["allowed"] as? Bool == true)
+        #expect(await sluice.terminate(signal: SIGINT) == 0)
+        #expect(sluice.log.contains("stopped"))
+    }
+
+    @Test("sluice check-config: 0 for a valid file; non-zero with file, key path and reason otherwise")
+    func checkConfig() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let good = directory.appendingPathComponent("good.yaml")
+        try "plans: { p: { throttle: { rate: 1, burst: 1 } } }\napi_keys: [ { key: k, plan: p } ]\n".write(to: good, atomically: true, encoding: .utf8)
+        let bad = directory.appendingPathComponent("bad.yaml")
+        try "plans: { p: { throttle: { rate: -1, burst: 1 } } }\napi_keys: [ { key: k, plan: q } ]\n".write(to: bad, atomically: true, encoding: .utf8)
+
+        let ok = try await Self.run(["check-config", good.path])
+        #expect(ok.status == 0 && ok.output.contains("ok"))
+        let failed = try await Self.run(["check-config", bad.path])
+        #expect(failed.status != 0)
+        #expect(failed.output.contains("\(bad.path): plans.p.throttle.rate: must be a positive number"))
+        #expect(failed.output.contains("\(bad.path): api_keys[0].plan: plan \"q\" is not defined"))
+        let missing = try await Self.run(["check-config", directory.appendingPathComponent("none.yaml").path])
+        #expect(missing.status != 0 && missing.output.contains("cannot read"))
+    }
+
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let process = Process()
+                    process.executableURL = try SluiceProcess.binary()
+                    process.arguments = arguments
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    process.standardError = pipe
+                    try process.run()
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+                })
+            }
+        }
+    }
+
+    /// Reads one line on a Dispatch thread (MONITOR's output never ends by itself).
+    static func readLine(_ handle: FileHandle) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                var bytes: [UInt8] = []
+                while true {
+                    let data = handle.readData(ofLength: 1)
+                    guard let byte = data.first else {
+                        continuation.resume(throwing: TestSupportError("MONITOR output ended"))
+                        return
+                    }
+                    if byte == 10 { break }
+                    bytes.append(byte)
+                }
+                continuation.resume(returning: String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+    }
+}
