@@ -187,6 +187,17 @@ struct SluiceProcessTests {
         #expect(sluice.log.contains("stopped"))
     }
 
+    @Test("an evicting Redis is warned about loudly: a log line and readyz")
+    func evictionWarning() async throws {
+        let redis = try RedisServer(arguments: ["--maxmemory-policy", "volatile-lru"])
+        let sluice = try SluiceProcess(yaml: "redis: { url: \(redis.url) }\n")
+        try await sluice.waitUntilReady()
+        let readyz = try await HTTPTestClient.request(port: sluice.port, path: "/readyz")
+        #expect((readyz.json["warnings"] as? [String] ?? []).contains { $0.contains("volatile-lru") })
+        #expect(sluice.log.contains("warning") && sluice.log.contains("maxmemory-policy is volatile-lru"))
+        await sluice.terminate()
+    }
+
     @Test("sluice check-config: 0 for a valid file; non-zero with file, key path and reason otherwise")
     func checkConfig() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cc-\(UUID().uuidString)")

@@ -174,13 +174,17 @@ final class ConnectionSlot: @unchecked Sendable {
         }
         let scripts = self.shared.scripts
         let status = self.shared.status
+        let logger = self.logger
         let names = commands.map(\.name)
         return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop).flatMapThrowing { replies in
             var scriptIndex = 0
             for (name, reply) in zip(names, replies) {
                 switch name {
                 case "CONFIG GET":
-                    status.recordEvictionPolicy(Self.evictionPolicy(from: reply))
+                    let policy = Self.evictionPolicy(from: reply)
+                    if status.recordEvictionPolicy(policy), let warning = policy.warning {
+                        logger.warning("\(warning)")
+                    }
                 case let name where name.hasPrefix("SCRIPT LOAD"):
                     let script = scripts[scriptIndex]
                     scriptIndex += 1

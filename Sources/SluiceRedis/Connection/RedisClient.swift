@@ -21,6 +21,22 @@ public final class RedisClient: Service, Sendable {
         case policy(String)
         /// It could not be read (for example CONFIG is disabled); why.
         case unknown(String)
+
+        /// The warning operators must see (DESIGN invariant 5), or nil for `noeviction`
+        /// and before the first connect.
+        public var warning: String? {
+            switch self {
+            case .notChecked:
+                return nil
+            case .policy(let name) where name == "noeviction":
+                return nil
+            case .policy(let name):
+                return "Redis maxmemory-policy is \(name), not noeviction: an evicted bucket is an over-admission; "
+                    + "set maxmemory-policy noeviction"
+            case .unknown(let why):
+                return "cannot verify that Redis maxmemory-policy is noeviction (\(why))"
+            }
+        }
     }
 
     /// State shared by every connection slot: configuration and status.
@@ -48,7 +64,14 @@ public final class RedisClient: Service, Sendable {
 
         func connectionUp() { self.value.withLockedValue { $0.readyConnections += 1 } }
         func connectionDown() { self.value.withLockedValue { $0.readyConnections -= 1 } }
-        func recordEvictionPolicy(_ policy: EvictionPolicy) { self.value.withLockedValue { $0.evictionPolicy = policy } }
+        /// Records the policy; returns whether it differs from the one recorded before.
+        func recordEvictionPolicy(_ policy: EvictionPolicy) -> Bool {
+            self.value.withLockedValue {
+                let changed = $0.evictionPolicy != policy
+                $0.evictionPolicy = policy
+                return changed
+            }
+        }
         func recordError(_ error: String) { self.value.withLockedValue { $0.lastError = error } }
 
         var readyConnections: Int { self.value.withLockedValue { $0.readyConnections } }

@@ -30,7 +30,7 @@ struct HealthRoutes: Sendable {
     /// Warnings worth an operator's attention: config ones and Redis's eviction policy.
     func warnings() -> [String] {
         var warnings = self.config.warnings
-        if let warning = EvictionWarning.message(for: self.redis.evictionPolicy) {
+        if let warning = self.redis.evictionPolicy.warning {
             warnings.append(warning)
         }
         return warnings
@@ -45,22 +45,5 @@ struct HealthRoutes: Sendable {
         headers[.contentType] = DecisionResponse.jsonContentType
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
-    }
-}
-
-/// The warning for a Redis eviction policy other than `noeviction` (DESIGN invariant 5).
-public enum EvictionWarning {
-    /// The warning text, or nil when the policy is `noeviction` or not read yet.
-    public static func message(for policy: RedisClient.EvictionPolicy) -> String? {
-        switch policy {
-        case .notChecked:
-            return nil
-        case .policy(let name) where name == "noeviction":
-            return nil
-        case .policy(let name):
-            return "Redis maxmemory-policy is \(name), not noeviction: an evicted bucket is an over-admission; set maxmemory-policy noeviction"
-        case .unknown(let why):
-            return "cannot verify that Redis maxmemory-policy is noeviction (\(why))"
-        }
     }
 }
