@@ -104,7 +104,11 @@ struct ConfigLoaderTests {
             ("nonpositive_quota", "plans.p.quota.limit", "positive"),
             ("bad_backend_policy", "plans.p.on_backend_error", "deny or allow"),
             ("bad_route_key", "plans.p.routes./v1/predict", "POST /v1/predict"),
-            ("duplicate_route", "plans.p.routes.post /v1/predict", "same requests"),
+            ("bad_route_pattern", "plans.p.routes.GET /v1/*/files", "last segment"),
+            ("tied_routes", "plans.p.routes.GET /v1/models/{name}", "ties with"),
+            ("bad_headers", "plans.p.headers[1]", "ietf, legacy or openai"),
+            ("bad_unit", "plans.p.throttle.unit", "requests or tokens"),
+            ("duplicate_route", "plans.p.routes.post /v1/predict", "ties with"),
             ("bad_route_rate", "plans.p.routes.POST /v1/predict.rate", "positive"),
             ("missing_key", "api_keys[0]", "key or key_sha256"),
             ("both_keys", "api_keys[0]", "both"),
@@ -154,7 +158,7 @@ struct ConfigLoaderTests {
         let plan = try #require(config.rules.plans["ml-basic"])
         #expect(plan.throttle?.kind == .bucket(TokenBucket(rate: 2, burst: 1)))
         #expect(plan.quota?.kind == .quota(Quota(limit: 1000, period: .week, offsetHours: 2)))
-        #expect(plan.routes[RequestRoute("POST /v1/predict")!]?.limit.kind == .bucket(TokenBucket(rate: 10, burst: 5)))
+        #expect(plan.rule(for: RequestRoute("POST /v1/predict")!)?.limit.kind == .bucket(TokenBucket(rate: 10, burst: 5)))
         #expect(config.rules.resolve(apiKey: "demo-key-123") != nil)
     }
 

@@ -30,7 +30,7 @@ public final class SluiceProcess: @unchecked Sendable {
         self.configPath = directory.appendingPathComponent("sluice.yaml")
         self.logPath = directory.appendingPathComponent("sluice.log")
         try yaml.write(to: self.configPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: self.logPath.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: self.logPath.path, contents: nil)
 
         let process = Process()
         process.executableURL = try Self.binary()

@@ -106,9 +106,10 @@ struct ConfigFile: Decodable {
     struct ThrottleSection: Decodable {
         var rate: Double
         var burst: Int
+        var unit: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case rate, burst
+            case rate, burst, unit
         }
 
         init(from decoder: any Decoder) throws {
@@ -116,6 +117,7 @@ struct ConfigFile: Decodable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.rate = try c.decode(Double.self, forKey: .rate)
             self.burst = try c.decode(Int.self, forKey: .burst)
+            self.unit = try c.decodeIfPresent(String.self, forKey: .unit)
         }
     }
 
@@ -123,9 +125,10 @@ struct ConfigFile: Decodable {
         var limit: Int
         var period: String
         var offsetHours: Int?
+        var unit: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case limit, period
+            case limit, period, unit
             case offsetHours = "offset_hours"
         }
 
@@ -135,6 +138,7 @@ struct ConfigFile: Decodable {
             self.limit = try c.decode(Int.self, forKey: .limit)
             self.period = try c.decode(String.self, forKey: .period)
             self.offsetHours = try c.decodeIfPresent(Int.self, forKey: .offsetHours)
+            self.unit = try c.decodeIfPresent(String.self, forKey: .unit)
         }
     }
 
@@ -142,9 +146,10 @@ struct ConfigFile: Decodable {
         var rate: Double
         var burst: Int
         var additional: Bool?
+        var unit: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case rate, burst, additional
+            case rate, burst, additional, unit
         }
 
         init(from decoder: any Decoder) throws {
@@ -153,6 +158,7 @@ struct ConfigFile: Decodable {
             self.rate = try c.decode(Double.self, forKey: .rate)
             self.burst = try c.decode(Int.self, forKey: .burst)
             self.additional = try c.decodeIfPresent(Bool.self, forKey: .additional)
+            self.unit = try c.decodeIfPresent(String.self, forKey: .unit)
         }
     }
 
@@ -161,9 +167,10 @@ struct ConfigFile: Decodable {
         var quota: QuotaSection?
         var onBackendError: String?
         var routes: [String: RouteSection]?
+        var headers: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case throttle, quota, routes
+            case throttle, quota, routes, headers
             case onBackendError = "on_backend_error"
         }
 
@@ -174,6 +181,7 @@ struct ConfigFile: Decodable {
             self.quota = try c.decodeIfPresent(QuotaSection.self, forKey: .quota)
             self.onBackendError = try c.decodeIfPresent(String.self, forKey: .onBackendError)
             self.routes = try c.decodeIfPresent([String: RouteSection].self, forKey: .routes)
+            self.headers = try c.decodeIfPresent([String].self, forKey: .headers)
         }
     }
 

@@ -315,6 +315,15 @@ private struct Validator {
         return ok ? TokenBucket(rate: rate, burst: burst) : nil
     }
 
+    private mutating func unit(_ text: String?, path: String) -> LimitUnit {
+        guard let text else { return .requests }
+        guard let unit = LimitUnit(rawValue: text.lowercased()) else {
+            self.fail(path, "must be requests or tokens, not \"\(text)\"")
+            return .requests
+        }
+        return unit
+    }
+
     private mutating func plan(name: String, section: ConfigFile.PlanSection) -> Plan? {
         let path = "plans." + name
         let problemsBefore = self.problems.count
@@ -351,34 +360,47 @@ private struct Validator {
                 self.fail(path + ".on_backend_error", "must be deny or allow, not \"\(text)\"")
             }
         }
+        var headers: Set<HeaderStyle> = [.ietf]
+        for (index, name) in (section.headers ?? []).enumerated() {
+            if let style = HeaderStyle(rawValue: name.lowercased()) {
+                headers.insert(style)
+            } else {
+                self.fail(path + ".headers[\(index)]", "must be ietf, legacy or openai, not \"\(name)\"")
+            }
+        }
+        let throttleUnit = self.unit(section.throttle?.unit, path: path + ".throttle.unit")
+        let quotaUnit = self.unit(section.quota?.unit, path: path + ".quota.unit")
         var rules: [RouteRule] = []
-        var seenRoutes: [RequestRoute: String] = [:]
+        var shapes: [String: String] = [:]
         var seenSuffixes: [String: String] = [:]
-        for (pattern, route) in (section.routes ?? [:]).sorted(by: { $0.key < $1.key }) {
-            let rpath = path + ".routes." + pattern
-            if pattern.contains("{") || pattern.contains("*") {
-                self.fail(rpath, "path parameters and wildcards are not supported yet; give an exact \"METHOD /path\"")
+        for (key, route) in (section.routes ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let rpath = path + ".routes." + key
+            let pattern: RoutePattern
+            do {
+                pattern = try RoutePattern(key)
+            } catch {
+                self.fail(rpath, error.reason)
                 continue
             }
-            guard let parsed = RequestRoute(pattern), !pattern.contains("?") else {
-                self.fail(rpath, "route keys must look like \"POST /v1/predict\" (a method, one space, a path starting with /)")
+            if let other = shapes[pattern.shape] {
+                self.fail(rpath, "ties with \"\(other)\": both match the same requests equally specifically")
                 continue
             }
-            if let other = seenRoutes[parsed] {
-                self.fail(rpath, "matches the same requests as \"\(other)\"")
-                continue
-            }
-            seenRoutes[parsed] = pattern
+            shapes[pattern.shape] = key
+            let unit = self.unit(route.unit, path: rpath + ".unit")
             guard let bucket = self.bucket(rate: route.rate, burst: route.burst, path: rpath) else { continue }
-            let rule = RouteRule(pattern: pattern, route: parsed, bucket: bucket, additional: route.additional ?? false)
+            let rule = RouteRule(key: key, pattern: pattern, bucket: bucket, additional: route.additional ?? false, unit: unit)
             if let other = seenSuffixes[rule.limit.keySuffix] {
                 self.fail(rpath, "its state key collides with \"\(other)\"; rename one route")
                 continue
             }
-            seenSuffixes[rule.limit.keySuffix] = pattern
+            seenSuffixes[rule.limit.keySuffix] = key
             rules.append(rule)
         }
         guard self.problems.count == problemsBefore else { return nil }
-        return Plan(name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy)
+        return Plan(
+            name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy,
+            throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers
+        )
     }
 }

@@ -12,10 +12,16 @@ public struct LimitState: Sendable, Hashable {
     public let retryAfterMs: Int
     /// The policy window `w` of the rate-limit headers, in seconds.
     public let windowSeconds: Int
+    /// What the limit counts.
+    public let unit: LimitUnit
 
     /// Creates a limit state.
-    public init(name: String, limit: Int, remaining: Int, resetAfterMs: Int, retryAfterMs: Int, windowSeconds: Int) {
+    public init(
+        name: String, limit: Int, remaining: Int, resetAfterMs: Int, retryAfterMs: Int, windowSeconds: Int,
+        unit: LimitUnit = .requests
+    ) {
         self.name = name
+        self.unit = unit
         self.limit = limit
         self.remaining = remaining
         self.resetAfterMs = resetAfterMs

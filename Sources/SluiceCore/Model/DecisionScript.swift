@@ -64,7 +64,8 @@ public enum DecisionScript {
                     remaining: max(0, Int(values[base])),
                     resetAfterMs: max(0, Int(values[base + 1])),
                     retryAfterMs: Int(values[base + 2]),
-                    windowSeconds: window
+                    windowSeconds: window,
+                    unit: limit.unit
                 )
             )
         }

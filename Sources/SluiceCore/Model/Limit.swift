@@ -54,6 +54,22 @@ public struct Quota: Sendable, Hashable {
     }
 }
 
+/// What a limit counts, for headers that tell requests from tokens (OpenAI's).
+public enum LimitUnit: String, Sendable, Hashable {
+    case requests
+    case tokens
+}
+
+/// Extra rate-limit header sets a plan may ask for, besides the IETF fields.
+public enum HeaderStyle: String, Sendable, Hashable, CaseIterable {
+    /// `RateLimit-Policy` and `RateLimit` (always sent).
+    case ietf
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` of the most constraining limit.
+    case legacy
+    /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI's API sends them.
+    case openai
+}
+
 /// One limit as it applies to requests: a named bucket or quota with its Redis key suffix.
 public struct Limit: Sendable, Hashable {
     /// What the limit counts.
@@ -68,14 +84,17 @@ public struct Limit: Sendable, Hashable {
     public let kind: Kind
     /// Suffix of its state key after `sl:{<id>}:`.
     public let keySuffix: String
+    /// What it counts.
+    public let unit: LimitUnit
     /// Its four arguments to the decision script, built once.
     let scriptArguments: [String]
 
     /// Creates a limit.
-    public init(name: String, kind: Kind, keySuffix: String) {
+    public init(name: String, kind: Kind, keySuffix: String, unit: LimitUnit = .requests) {
         self.name = name
         self.kind = kind
         self.keySuffix = keySuffix
+        self.unit = unit
         switch kind {
         case .bucket(let bucket):
             self.scriptArguments = ["b", Self.format(bucket.emissionIntervalMicros), String(bucket.burst), "0"]

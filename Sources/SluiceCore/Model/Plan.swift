@@ -8,24 +8,25 @@ public enum BackendErrorPolicy: String, Sendable, Hashable {
 
 /// A route's own throttle within a plan.
 public struct RouteRule: Sendable, Hashable {
-    /// The route key as written in the config (`"POST /v1/predict"`); names the limit.
-    public let pattern: String
-    /// The route it matches.
-    public let route: RequestRoute
-    /// Its bucket, named `route:<pattern>`.
+    /// The route key as written in the config (`"POST /v1/models/{model}/predict"`); names the limit.
+    public let key: String
+    /// The compiled pattern.
+    public let pattern: RoutePattern
+    /// Its bucket, named `route:<key>`.
     public let limit: Limit
     /// true: applies on top of the plan throttle; false: replaces it on this route.
     public let additional: Bool
 
     /// Creates a rule.
-    public init(pattern: String, route: RequestRoute, bucket: TokenBucket, additional: Bool) {
+    public init(key: String, pattern: RoutePattern, bucket: TokenBucket, additional: Bool, unit: LimitUnit = .requests) {
+        self.key = key
         self.pattern = pattern
-        self.route = route
         self.additional = additional
         self.limit = Limit(
-            name: "route:" + pattern,
+            name: "route:" + key,
             kind: .bucket(bucket),
-            keySuffix: StateKeys.routeSuffix(normalizedRoute: route.description)
+            keySuffix: StateKeys.routeSuffix(normalizedRoute: pattern.description),
+            unit: unit
         )
     }
 }
@@ -38,13 +39,15 @@ public struct Plan: Sendable, Hashable {
     public let throttle: Limit?
     /// The calendar quota, named `quota`.
     public let quota: Limit?
-    /// Route rules by the route they match.
-    public let routes: [RequestRoute: RouteRule]
+    /// Route rules, in config order.
+    public let routes: [RouteRule]
     /// What to do when Redis cannot answer.
     public let onBackendError: BackendErrorPolicy
+    /// Extra header sets to send besides the IETF fields.
+    public let headers: Set<HeaderStyle>
 
     private let defaultLimits: [Limit]
-    private let limitsByRoute: [RequestRoute: [Limit]]
+    private let limitsByRule: [[Limit]]
 
     /// Creates a plan and works out, once, the limits of every route.
     public init(
@@ -52,33 +55,53 @@ public struct Plan: Sendable, Hashable {
         throttle: TokenBucket?,
         quota: Quota?,
         routes: [RouteRule],
-        onBackendError: BackendErrorPolicy
+        onBackendError: BackendErrorPolicy,
+        throttleUnit: LimitUnit = .requests,
+        quotaUnit: LimitUnit = .requests,
+        headers: Set<HeaderStyle> = [.ietf]
     ) {
-        self.name = name
-        self.throttle = throttle.map { Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix) }
-        self.quota = quota.map { Limit(name: "quota", kind: .quota($0), keySuffix: StateKeys.quotaSuffix) }
-        self.onBackendError = onBackendError
-        var byRoute: [RequestRoute: RouteRule] = [:]
-        for rule in routes { byRoute[rule.route] = rule }
-        self.routes = byRoute
-
-        self.defaultLimits = [self.throttle, self.quota].compactMap { $0 }
-        var limitsByRoute: [RequestRoute: [Limit]] = [:]
-        for rule in routes {
-            var limits: [Limit] = []
-            if rule.additional, let throttle = self.throttle { limits.append(throttle) }
-            limits.append(rule.limit)
-            if let quota = self.quota { limits.append(quota) }
-            limitsByRoute[rule.route] = limits
+        let throttleLimit = throttle.map {
+            Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix, unit: throttleUnit)
         }
-        self.limitsByRoute = limitsByRoute
+        let quotaLimit = quota.map { Limit(name: "quota", kind: .quota($0), keySuffix: StateKeys.quotaSuffix, unit: quotaUnit) }
+        self.name = name
+        self.throttle = throttleLimit
+        self.quota = quotaLimit
+        self.onBackendError = onBackendError
+        self.routes = routes
+        self.headers = headers
+        self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 }
+        self.limitsByRule = routes.map { rule in
+            var limits: [Limit] = []
+            if rule.additional, let throttleLimit { limits.append(throttleLimit) }
+            limits.append(rule.limit)
+            if let quotaLimit { limits.append(quotaLimit) }
+            return limits
+        }
+    }
+
+    /// The rule that governs a route: the most specific matching pattern (by path: exact >
+    /// parameter > wildcard, segment by segment; then a named method over `*`).
+    public func rule(for route: RequestRoute) -> RouteRule? {
+        self.ruleIndex(for: route).map { self.routes[$0] }
+    }
+
+    private func ruleIndex(for route: RequestRoute) -> Int? {
+        var best: Int?
+        for index in self.routes.indices where self.routes[index].pattern.matches(method: route.method, segments: route.segments) {
+            if let current = best, self.routes[index].pattern.isMoreSpecific(than: self.routes[current].pattern) != true {
+                continue
+            }
+            best = index
+        }
+        return best
     }
 
     /// The limits that apply to a request on `route` (nil: no route given), in a fixed order:
     /// throttle (or the route's own), route (when additional), quota.
     public func limits(for route: RequestRoute?) -> [Limit] {
-        if let route, let limits = self.limitsByRoute[route] {
-            return limits
+        if let route, let index = self.ruleIndex(for: route) {
+            return self.limitsByRule[index]
         }
         return self.defaultLimits
     }

@@ -4,6 +4,8 @@ public struct RequestRoute: Sendable, Hashable, CustomStringConvertible {
     public let method: String
     /// Path, starting with `/`, query string and fragment removed.
     public let path: String
+    /// The path's normalised segments (percent-decoded, `.`, `..` and empty segments resolved).
+    public let segments: [Substring]
 
     /// Parses `"METHOD /path"`; nil if it is not of that form.
     ///
@@ -22,10 +24,25 @@ public struct RequestRoute: Sendable, Hashable, CustomStringConvertible {
         guard pathBytes.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
         self.method = String(decoding: methodBytes, as: UTF8.self).uppercased()
         self.path = String(decoding: pathBytes, as: UTF8.self)
+        self.segments = PathNormalizer.segments(self.path)
+    }
+
+    /// A route from a method and a request target (`/path?query`), as gateways forward them.
+    public init?(method: some StringProtocol, target: some StringProtocol) {
+        self.init("\(method) \(target)")
     }
 
     /// `"METHOD /path"`.
     public var description: String { self.method + " " + self.path }
+
+    public static func == (lhs: RequestRoute, rhs: RequestRoute) -> Bool {
+        lhs.method == rhs.method && lhs.path == rhs.path
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.method)
+        hasher.combine(self.path)
+    }
 
     private static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
