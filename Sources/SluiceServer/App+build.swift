@@ -26,7 +26,9 @@ public func buildApplication(
     )
     let router = Router(context: SluiceRequestContext.self)
     router.add(middleware: ErrorMiddleware())
-    CheckRoute(decider: Decider(redis: redis, logger: logger), config: config).register(on: router)
+    let decider = Decider(redis: redis, logger: logger)
+    CheckRoute(decider: decider, config: config).register(on: router)
+    AuthRoute(decider: decider, config: config).register(on: router)
     HealthRoutes(redis: redis, config: config).register(on: router)
 
     for warning in config.warnings {

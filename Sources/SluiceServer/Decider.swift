@@ -10,8 +10,8 @@ import SluiceRedis
 public struct Decider: Sendable {
     /// What a decision attempt came to.
     public enum Outcome: Sendable {
-        /// A decision to send with HTTP 200.
-        case decision(Decision)
+        /// A decision, with the header sets its plan asks for.
+        case decision(Decision, headers: Set<HeaderStyle>)
         /// Redis could not answer and the plan fails closed.
         case backendUnavailable(plan: String, detail: String)
     }
@@ -32,12 +32,12 @@ public struct Decider: Sendable {
     ///   - eventLoop: the caller's event loop, whose Redis connection to use.
     public func decide(_ request: CheckRequest, rules: RuleSet, on eventLoop: (any EventLoop)?) async -> Outcome {
         guard let entry = rules.resolve(apiKey: request.apiKey) else {
-            return .decision(.unknownKey)
+            return .decision(.unknownKey, headers: [.ietf])
         }
         let plan = entry.plan
         let limits = plan.limits(for: request.route)
         if limits.isEmpty {
-            return .decision(.unlimited(plan: plan.name))
+            return .decision(.unlimited(plan: plan.name), headers: plan.headers)
         }
         let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
         let detail: String
@@ -49,7 +49,7 @@ public struct Decider: Sendable {
                 on: eventLoop
             ).get()
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
-                return .decision(try DecisionScript.decision(plan: plan, limits: limits, values: values))
+                return .decision(try DecisionScript.decision(plan: plan, limits: limits, values: values), headers: plan.headers)
             }
             detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
         } catch let error as SluiceRedisError {
@@ -59,7 +59,7 @@ public struct Decider: Sendable {
         }
         self.logger.debug("decision without Redis", metadata: ["plan": "\(plan.name)", "error": "\(detail)"])
         switch plan.onBackendError {
-        case .allow: return .decision(.degradedAllow(plan: plan.name))
+        case .allow: return .decision(.degradedAllow(plan: plan.name), headers: plan.headers)
         case .deny: return .backendUnavailable(plan: plan.name, detail: detail)
         }
     }

@@ -53,9 +53,11 @@ struct ConfigFile: Decodable {
     struct ServerSection: Decodable {
         var host: String?
         var port: Int?
+        var apiKeyHeader: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case host, port
+            case apiKeyHeader = "api_key_header"
         }
 
         init(from decoder: any Decoder) throws {
@@ -63,6 +65,7 @@ struct ConfigFile: Decodable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.host = try c.decodeIfPresent(String.self, forKey: .host)
             self.port = try c.decodeIfPresent(Int.self, forKey: .port)
+            self.apiKeyHeader = try c.decodeIfPresent(String.self, forKey: .apiKeyHeader)
         }
     }
 

@@ -175,6 +175,11 @@ private struct Validator {
             if (0...65535).contains(value) { port = value } else { self.fail("server.port", "must be 0-65535") }
         }
 
+        let apiKeyHeader = file.server?.apiKeyHeader ?? "X-API-Key"
+        if apiKeyHeader.isEmpty || RequestRoute("\(apiKeyHeader) /") == nil || apiKeyHeader.contains("*") {
+            self.fail("server.api_key_header", "must be an HTTP header name")
+        }
+
         // limits
         let defaults = InputBounds()
         let bounds = InputBounds(
@@ -278,6 +283,7 @@ private struct Validator {
             ),
             host: host,
             port: port,
+            apiKeyHeader: apiKeyHeader,
             bounds: bounds,
             logLevel: logLevel,
             rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys),

@@ -20,6 +20,8 @@ public struct SluiceConfig: Sendable {
     public var host: String
     /// Port the decision listener binds (0: any free port).
     public var port: Int
+    /// The header `/v1/auth` reads the API key from (besides `Authorization: Bearer`).
+    public var apiKeyHeader: String
     /// Input bounds (section `limits`).
     public var bounds: InputBounds
     /// Log level: trace, debug, info, notice, warning, error or critical.

@@ -108,6 +108,21 @@ public struct Decision: Sendable, Hashable {
         )
     }
 
+    /// The most constraining of some limit states: when any of them denies, the one with the
+    /// longest wait (-1 as infinite); else the one with the least remaining. Nil if empty.
+    public static func mostConstraining(_ states: [LimitState]) -> LimitState? {
+        guard var chosen = states.first else { return nil }
+        func wait(_ state: LimitState) -> Int { state.retryAfterMs < 0 ? Int.max : state.retryAfterMs }
+        let denying = states.filter { $0.retryAfterMs != 0 }
+        if let first = denying.first {
+            chosen = first
+            for state in denying.dropFirst() where wait(state) > wait(chosen) { chosen = state }
+            return chosen
+        }
+        for state in states.dropFirst() where state.remaining < chosen.remaining { chosen = state }
+        return chosen
+    }
+
     /// Combines the states of every limit into one decision.
     ///
     /// Most constraining: when denied, the denying limit with the longest wait (-1 counts

@@ -10,10 +10,39 @@ public enum RateLimitHeaders {
     /// `RateLimit`.
     public static let state = HTTPField.Name("RateLimit")!
 
-    /// Adds the fields for a decision. A decision with no limits (unknown key,
-    /// degraded, unlimited) gets none.
-    public static func add(for decision: Decision, to headers: inout HTTPFields) {
+    static let legacyLimit = HTTPField.Name("X-RateLimit-Limit")!
+    static let legacyRemaining = HTTPField.Name("X-RateLimit-Remaining")!
+    static let legacyReset = HTTPField.Name("X-RateLimit-Reset")!
+    static let openAINames: [LimitUnit: (limit: HTTPField.Name, remaining: HTTPField.Name, reset: HTTPField.Name)] = [
+        .requests: (
+            HTTPField.Name("x-ratelimit-limit-requests")!, HTTPField.Name("x-ratelimit-remaining-requests")!,
+            HTTPField.Name("x-ratelimit-reset-requests")!
+        ),
+        .tokens: (
+            HTTPField.Name("x-ratelimit-limit-tokens")!, HTTPField.Name("x-ratelimit-remaining-tokens")!,
+            HTTPField.Name("x-ratelimit-reset-tokens")!
+        ),
+    ]
+
+    /// Adds the fields for a decision: the IETF fields always, the legacy and OpenAI sets when
+    /// the plan asks. A decision with no limits (unknown key, degraded, unlimited) gets none.
+    public static func add(for decision: Decision, styles: Set<HeaderStyle> = [.ietf], to headers: inout HTTPFields) {
         guard !decision.limits.isEmpty else { return }
+        if styles.contains(.legacy) {
+            headers[self.legacyLimit] = String(decision.limit)
+            headers[self.legacyRemaining] = String(decision.remaining)
+            headers[self.legacyReset] = String(self.seconds(decision.resetAfterMs))
+        }
+        if styles.contains(.openai) {
+            for unit in [LimitUnit.requests, .tokens] {
+                guard let names = self.openAINames[unit],
+                    let state = Decision.mostConstraining(decision.limits.filter { $0.unit == unit })
+                else { continue }
+                headers[names.limit] = String(state.limit)
+                headers[names.remaining] = String(state.remaining)
+                headers[names.reset] = self.goDuration(milliseconds: state.resetAfterMs)
+            }
+        }
         var policy = ""
         var state = ""
         for (index, limit) in decision.limits.enumerated() {
@@ -30,6 +59,27 @@ public enum RateLimitHeaders {
         if !decision.allowed, decision.retryAfterMs > 0 {
             headers[.retryAfter] = String(self.seconds(decision.retryAfterMs))
         }
+    }
+
+    /// A duration as Go prints it (`20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`), as OpenAI's headers use.
+    static func goDuration(milliseconds: Int) -> String {
+        guard milliseconds > 0 else { return "0s" }
+        if milliseconds < 1000 { return "\(milliseconds)ms" }
+        let hours = milliseconds / 3_600_000
+        let minutes = milliseconds / 60_000 % 60
+        let seconds = milliseconds / 1000 % 60
+        let millis = milliseconds % 1000
+        var out = ""
+        if hours > 0 { out += "\(hours)h" }
+        if hours > 0 || minutes > 0 { out += "\(minutes)m" }
+        out += String(seconds)
+        if millis > 0 {
+            var fraction = String(millis)
+            fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            out += "." + fraction
+        }
+        return out + "s"
     }
 
     /// Milliseconds as whole seconds, rounded up.

@@ -7,15 +7,27 @@ import SluiceCore
 enum DecisionResponse {
     static let jsonContentType = "application/json"
 
-    /// Renders a decision as HTTP 200.
-    static func response(for decision: Decision, allocator: ByteBufferAllocator) -> Response {
+    /// Renders a decision with its JSON body (HTTP 200 for /v1/check).
+    static func response(
+        for decision: Decision,
+        styles: Set<HeaderStyle>,
+        status: HTTPResponse.Status = .ok,
+        allocator: ByteBufferAllocator
+    ) -> Response {
         var writer = JSONWriter(buffer: allocator.buffer(capacity: 256 + 96 * decision.limits.count))
         self.write(decision, into: &writer)
         var headers = HTTPFields()
         headers.reserveCapacity(6)
         headers[.contentType] = self.jsonContentType
-        RateLimitHeaders.add(for: decision, to: &headers)
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+        RateLimitHeaders.add(for: decision, styles: styles, to: &headers)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+
+    /// A decision as headers only, with no body (204 for /v1/auth).
+    static func emptyResponse(for decision: Decision, styles: Set<HeaderStyle>, status: HTTPResponse.Status) -> Response {
+        var headers = HTTPFields()
+        RateLimitHeaders.add(for: decision, styles: styles, to: &headers)
+        return Response(status: status, headers: headers)
     }
 
     /// The decision's JSON object, as DESIGN.md's HTTP API v1 lists its fields.

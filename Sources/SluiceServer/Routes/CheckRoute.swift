@@ -36,8 +36,8 @@ struct CheckRoute: Sendable {
             throw APIError(error)
         }
         switch await self.decider.decide(checkRequest, rules: self.config.rules, on: context.eventLoop) {
-        case .decision(let decision):
-            return DecisionResponse.response(for: decision, allocator: ByteBufferAllocator())
+        case .decision(let decision, let styles):
+            return DecisionResponse.response(for: decision, styles: styles, allocator: ByteBufferAllocator())
         case .backendUnavailable(_, let detail):
             throw APIError.backendUnavailable(detail)
         }

@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import SluiceCore
+
+/// `/v1/auth` (any method): the forward-auth endpoint for gateways that can only send
+/// a sub-request with the original request's headers (nginx `auth_request`, Traefik
+/// `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`).
+///
+/// The key comes from `server.api_key_header` (default `X-API-Key`) or
+/// `Authorization: Bearer`; the route from `X-Original-Method` + `X-Original-URI` (nginx)
+/// or `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik, Caddy); the cost from
+/// `X-RateLimit-Cost`. Answers: 204 allowed, 429 denied (the decision as JSON),
+/// 401 no key, 403 unknown key, 400 bad headers, 503 when Redis is down and the plan
+/// fails closed (204 when it fails open).
+struct AuthRoute: Sendable {
+    static let methods: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch, .head, .options]
+    static let originalMethod = HTTPField.Name("X-Original-Method")!
+    static let originalURI = HTTPField.Name("X-Original-URI")!
+    static let forwardedMethod = HTTPField.Name("X-Forwarded-Method")!
+    static let forwardedURI = HTTPField.Name("X-Forwarded-Uri")!
+    static let cost = HTTPField.Name("X-RateLimit-Cost")!
+
+    let decider: Decider
+    let config: SluiceConfig
+    let apiKeyHeader: HTTPField.Name
+
+    init(decider: Decider, config: SluiceConfig) {
+        self.decider = decider
+        self.config = config
+        self.apiKeyHeader = HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
+    }
+
+    func register(on router: Router<SluiceRequestContext>) {
+        for method in Self.methods {
+            router.on("/v1/auth", method: method) { request, context in
+                try await self.handle(request, context: context)
+            }
+        }
+    }
+
+    func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
+        let checkRequest = try self.checkRequest(from: request.headers)
+        switch await self.decider.decide(checkRequest, rules: self.config.rules, on: context.eventLoop) {
+        case .decision(let decision, let styles):
+            if decision.allowed {
+                return DecisionResponse.emptyResponse(for: decision, styles: styles, status: .noContent)
+            }
+            if decision.reason == .unknownAPIKey {
+                return DecisionResponse.response(for: decision, styles: styles, status: .forbidden, allocator: ByteBufferAllocator())
+            }
+            return DecisionResponse.response(for: decision, styles: styles, status: .tooManyRequests, allocator: ByteBufferAllocator())
+        case .backendUnavailable(_, let detail):
+            throw APIError.backendUnavailable(detail)
+        }
+    }
+
+    /// The request a gateway's headers describe.
+    /// - Throws: ``APIError`` 401 without a key, 400 for a malformed key, route or cost.
+    func checkRequest(from headers: HTTPFields) throws -> CheckRequest {
+        let bounds = self.config.bounds
+        var apiKey = headers[self.apiKeyHeader]
+        if apiKey == nil || apiKey?.isEmpty == true, let authorization = headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                apiKey = parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        guard let apiKey, !apiKey.isEmpty else {
+            throw APIError(
+                .unauthorized, code: "missing_api_key",
+                message: "send the API key in \(self.config.apiKeyHeader) or Authorization: Bearer"
+            )
+        }
+        guard apiKey.utf8.count <= bounds.maxAPIKeyBytes else {
+            throw APIError(.badRequest, code: "api_key_too_long", message: "the API key is longer than \(bounds.maxAPIKeyBytes) bytes")
+        }
+
+        var route: RequestRoute?
+        let method = headers[Self.originalMethod] ?? headers[Self.forwardedMethod]
+        let target = headers[Self.originalURI] ?? headers[Self.forwardedURI]
+        if let method, let target {
+            guard method.utf8.count + target.utf8.count + 1 <= bounds.maxRouteBytes else {
+                throw APIError(.badRequest, code: "route_too_long", message: "the route is longer than \(bounds.maxRouteBytes) bytes")
+            }
+            guard let parsed = RequestRoute(method: method, target: target) else {
+                throw APIError(.badRequest, code: "invalid_route", message: "the original method and URI do not form a route")
+            }
+            route = parsed
+        } else if method != nil || target != nil {
+            throw APIError(.badRequest, code: "invalid_route", message: "send both the original method and the original URI")
+        }
+
+        var cost = 1
+        if let text = headers[Self.cost] {
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber) else {
+                throw APIError(.badRequest, code: "invalid_cost", message: "X-RateLimit-Cost must be a non-negative integer")
+            }
+            guard let value = Int(trimmed), value <= bounds.maxCost else {
+                throw APIError(.badRequest, code: "cost_too_large", message: "X-RateLimit-Cost is larger than \(bounds.maxCost)")
+            }
+            cost = value
+        }
+        return CheckRequest(apiKey: apiKey, route: route, cost: cost)
+    }
+}

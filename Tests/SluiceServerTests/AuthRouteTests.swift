@@ -1,0 +1,135 @@
+import Foundation
+import HTTPTypes
+import SluiceTestSupport
+import Testing
+
+/// `/v1/auth`, the forward-auth endpoint, and the optional header sets.
+@Suite("/v1/auth and header styles")
+struct AuthRouteTests {
+    static let yaml = """
+        server: { api_key_header: X-Api-Token }
+        limits: { max_cost: 50 }
+        plans:
+          p:
+            throttle: { rate: 0.01, burst: 2 }
+            quota: { limit: 100, period: day, unit: tokens }
+            headers: [legacy, openai]
+            routes:
+              "POST /v1/models/{model}/predict": { rate: 0.01, burst: 1 }
+          open:
+            throttle: { rate: 0.01, burst: 1 }
+            on_backend_error: allow
+        api_keys: [ { key: k, plan: p }, { key: o, plan: open } ]
+        """
+
+    func auth(_ h: ServerHarness, method: HTTPRequest.Method = .get, _ headers: [String: String]) async throws -> ServerHarness.Answer {
+        var fields = HTTPFields()
+        for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
+        return try await h.send("/v1/auth", method: method, headers: fields, body: nil)
+    }
+
+    @Test("204 when allowed, with rate-limit headers; 429 with the decision and Retry-After when denied")
+    func allowThenDeny() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let first = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "GET", "X-Original-URI": "/v1/models?x=1"])
+            #expect(first.status == .noContent && first.text.isEmpty)
+            #expect(first.header("RateLimit-Policy") == #""throttle";q=2;w=200, "quota";q=100;w=86400"#)
+            #expect(first.header("RateLimit")?.hasPrefix(#""throttle";r=1;t=100, "quota";r=99;t="#) == true)
+            let second = try await self.auth(h, method: .post, ["Authorization": "Bearer k"])
+            #expect(second.status == .noContent)
+            let third = try await self.auth(h, ["X-Api-Token": "k"])
+            #expect(third.status == .tooManyRequests && third.deniedBy == "throttle" && third.allowed == false)
+            #expect(third.header("Retry-After") == "100")
+            #expect(third.header("RateLimit") != nil)
+        }
+    }
+
+    @Test("the route comes from nginx's or Traefik's headers; route patterns apply")
+    func routes() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let nginx = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "POST", "X-Original-URI": "/v1/models/gpt/predict?s=1"])
+            #expect(nginx.status == .noContent)
+            #expect(nginx.header("RateLimit-Policy")?.hasPrefix(#""route:POST /v1/models/{model}/predict";q=1;w=100"#) == true)
+            // Another model, through Traefik's headers: the same bucket (one per key for the pattern).
+            let traefik = try await self.auth(
+                h, ["X-Api-Token": "k", "X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/v1/models/other/predict"]
+            )
+            #expect(traefik.status == .tooManyRequests && traefik.deniedBy == "route:POST /v1/models/{model}/predict")
+            // The plan throttle was never touched by the route.
+            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 2)
+        }
+    }
+
+    @Test("401 without a key, 403 for an unknown key, 400 for bad cost or route headers; nothing consumed")
+    func errors() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let none = try await self.auth(h, [:])
+            #expect(none.status == .unauthorized && none.errorCode == "missing_api_key")
+            let basic = try await self.auth(h, ["Authorization": "Basic abc"])
+            #expect(basic.status == .unauthorized)
+            let unknown = try await self.auth(h, ["X-Api-Token": "stranger"])
+            #expect(unknown.status == .forbidden && unknown.deniedBy == "unknown_api_key")
+            for bad in ["-1", "1.5", "abc", "", "99999999999999999999999"] {
+                let r = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": bad])
+                #expect(r.status == .badRequest, "cost \(bad)")
+                #expect(r.errorCode == "invalid_cost" || r.errorCode == "cost_too_large", "cost \(bad)")
+            }
+            let tooBig = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": "51"])
+            #expect(tooBig.errorCode == "cost_too_large")
+            let halfRoute = try await self.auth(h, ["X-Api-Token": "k", "X-Original-URI": "/x"])
+            #expect(halfRoute.status == .badRequest && halfRoute.errorCode == "invalid_route")
+            let badRoute = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "GET", "X-Original-URI": "nopath"])
+            #expect(badRoute.status == .badRequest && badRoute.errorCode == "invalid_route")
+            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 2)
+            // A cost header is honoured.
+            let cost = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": "2"])
+            #expect(cost.status == .noContent)
+            #expect(try await h.check(key: "k", cost: 0).remaining(of: "quota") == 98)
+        }
+    }
+
+    @Test("legacy and OpenAI headers when the plan asks for them")
+    func headerStyles() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let r = try await h.check(key: "k", cost: 1)
+            #expect(r.header("X-RateLimit-Limit") == "2" && r.header("X-RateLimit-Remaining") == "1")
+            #expect(r.header("X-RateLimit-Reset") == "100")
+            #expect(r.header("x-ratelimit-limit-requests") == "2" && r.header("x-ratelimit-remaining-requests") == "1")
+            #expect(r.header("x-ratelimit-reset-requests") == "1m40s")
+            #expect(r.header("x-ratelimit-limit-tokens") == "100" && r.header("x-ratelimit-remaining-tokens") == "99")
+            #expect(r.header("x-ratelimit-reset-tokens")?.hasSuffix("s") == true)
+            // A plan without them sends the IETF fields only.
+            let plain = try await h.check(key: "o")
+            #expect(plain.header("RateLimit") != nil && plain.header("X-RateLimit-Limit") == nil && plain.header("x-ratelimit-limit-requests") == nil)
+        }
+    }
+
+    @Test("Redis down: 503 for a closed plan, 204 for an open one")
+    func backendDown() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            redis.stop()
+            let closed = try await self.auth(h, ["X-Api-Token": "k"])
+            #expect(closed.status == .serviceUnavailable && closed.errorCode == "backend_unavailable")
+            let open = try await self.auth(h, ["X-Api-Token": "o"])
+            #expect(open.status == .noContent && open.header("RateLimit") == nil)
+        }
+    }
+}
+
+@Suite("Header rendering")
+struct HeaderRenderingTests {
+    @Test("Go-style durations", arguments: [(0, "0s"), (20, "20ms"), (1000, "1s"), (1500, "1.5s"), (360_000, "6m0s"), (3_723_004, "1h2m3.004s"), (7_200_000, "2h0m0s")])
+    func goDuration(ms: Int, text: String) {
+        #expect(RateLimitHeadersProbe.goDuration(ms) == text)
+    }
+
+    @Test("structured-field strings escape quotes and backslashes")
+    func sfString() {
+        #expect(RateLimitHeadersProbe.sfString(#"route:GET /a"b\c"#) == #""route:GET /a\"b\\c""#)
+    }
+}
