@@ -39,6 +39,9 @@ sluice_apt_install() {
 # Packages every Sluice build and test needs.
 SLUICE_APT_PACKAGES=(libhiredis-dev pkg-config redis-server redis-tools)
 
+# What the test suite adds: Debian's nginx (with auth_request) for the gateway tests.
+SLUICE_TEST_APT_PACKAGES=(nginx-light)
+
 # The Debian redis-server package starts a system service where systemd runs; Sluice's
 # scripts never rely on it: they start their own servers on their own ports.
 
