@@ -57,6 +57,11 @@ struct AuthRouteTests {
                 h, ["X-Api-Token": "k", "X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/v1/models/other/predict"]
             )
             #expect(traefik.status == .tooManyRequests && traefik.deniedBy == "route:POST /v1/models/{model}/predict")
+            // Envoy's ext_authz: the original path after /v1/auth, with the original method.
+            let envoy = try await h.send(
+                "/v1/auth/v1/models/third/predict?q=1", method: .post, headers: [HTTPField.Name("X-Api-Token")!: "k"], body: nil
+            )
+            #expect(envoy.status == .tooManyRequests && envoy.deniedBy == "route:POST /v1/models/{model}/predict")
             // The plan throttle was never touched by the route.
             #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 2)
         }

@@ -37,11 +37,20 @@ struct AuthRoute: Sendable {
             router.on("/v1/auth", method: method) { request, context in
                 try await self.handle(request, context: context)
             }
+            // Envoy's ext_authz (HTTP) appends the original path to the auth path.
+            router.on("/v1/auth/**", method: method) { request, context in
+                try await self.handle(request, context: context)
+            }
         }
     }
 
     func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let checkRequest = try self.checkRequest(from: request.headers)
+        var suffixRoute: RequestRoute?
+        let path = request.uri.path
+        if path.hasPrefix("/v1/auth/") {
+            suffixRoute = RequestRoute(method: request.method.rawValue, target: path.dropFirst("/v1/auth".count))
+        }
+        let checkRequest = try self.checkRequest(from: request.headers, pathRoute: suffixRoute)
         switch await self.decider.decide(checkRequest, rules: self.config.rules, on: context.eventLoop) {
         case .decision(let decision, let styles):
             if decision.allowed {
@@ -58,7 +67,9 @@ struct AuthRoute: Sendable {
 
     /// The request a gateway's headers describe.
     /// - Throws: ``APIError`` 401 without a key, 400 for a malformed key, route or cost.
-    func checkRequest(from headers: HTTPFields) throws -> CheckRequest {
+    /// - Parameter pathRoute: the route in the path after `/v1/auth` (Envoy), used when no
+    ///   route headers came.
+    func checkRequest(from headers: HTTPFields, pathRoute: RequestRoute? = nil) throws -> CheckRequest {
         let bounds = self.config.bounds
         var apiKey = headers[self.apiKeyHeader]
         if apiKey == nil || apiKey?.isEmpty == true, let authorization = headers[.authorization] {
@@ -90,6 +101,11 @@ struct AuthRoute: Sendable {
             route = parsed
         } else if method != nil || target != nil {
             throw APIError(.badRequest, code: "invalid_route", message: "send both the original method and the original URI")
+        } else if let pathRoute {
+            guard pathRoute.description.utf8.count <= bounds.maxRouteBytes else {
+                throw APIError(.badRequest, code: "route_too_long", message: "the route is longer than \(bounds.maxRouteBytes) bytes")
+            }
+            route = pathRoute
         }
 
         var cost = 1
