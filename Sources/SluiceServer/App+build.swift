@@ -36,6 +36,8 @@ public func buildApplication(
     }
     return Application(
         router: router,
+        // A client that stops mid-request (or idles) does not hold a connection forever.
+        server: .http1(configuration: .init(idleTimeout: .seconds(30))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sluice"),
         services: [redis],
         onServerRunning: onServerRunning,

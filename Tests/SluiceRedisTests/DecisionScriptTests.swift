@@ -101,6 +101,33 @@ final class DecisionScriptTests {
         #expect(try await self.run(e, at: t0 + 20).allowed)
     }
 
+    // Slow rates keep the real TTLs long (the clock is injected, Redis's expiry is not); the
+    // intervals are still fractional microseconds.
+    @Test("fractional emission intervals do not drift: a whole burst passes at one instant", arguments: [0.0015, 0.003, 0.007, 0.0003])
+    func noDrift(rate: Double) async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: rate, burst: 10)), key: "drift-\(rate)")
+        let t0 = Self.utc(2025, 6, 1, 12)
+        for expected in (0...9).reversed() {
+            let r = try await self.run(e, at: t0)
+            #expect(r.allowed && r.limits[0].remaining == expected, "rate \(rate)")
+        }
+        #expect(try await self.run(e, at: t0).allowed == false)
+    }
+
+    @Test("a state key holding garbage or another type counts as absent and is replaced")
+    func garbageState() async throws {
+        let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 2), quota: Quota(limit: 5, period: .day, offsetHours: 0)))
+        let prefix = "sl:{\(self.tag)-k}:"
+        try self.server.cli("SET", prefix + "t", "not-a-number")
+        try self.server.cli("HSET", prefix + "q", "field", "value")
+        let r = try await self.run(e, at: Self.utc(2025, 6, 1, 12))
+        #expect(r.allowed && r.limits[0].remaining == 1 && r.limits[1].remaining == 4)
+        #expect(try self.server.cli("TYPE", prefix + "q") == "string")
+        try self.server.cli("SET", prefix + "t", "inf")
+        let again = try await self.run(e, at: Self.utc(2025, 6, 1, 12))
+        #expect(again.allowed && again.limits[0].remaining == 1)
+    }
+
     @Test("refill after long idleness is capped at the burst")
     func longIdle() async throws {
         let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 3)))

@@ -54,16 +54,18 @@ struct RedisConnectionStateMachineTests {
         #expect(m.pendingCount == 0)
     }
 
-    @Test("several consecutive timeouts ask for the connection to be recycled; one does not")
+    @Test("one stall expiring many commands is one timeout; timeouts at successive deadlines recycle")
     func recycle() {
         var m = Machine(maxPending: 10, maxConsecutiveTimeouts: 3)
-        _ = m.send(1, deadline: self.t0)
-        #expect(!m.timerFired(now: self.t0).closeConnection)
-        _ = m.send(2, deadline: self.t0 + .milliseconds(1))
-        _ = m.send(3, deadline: self.t0 + .milliseconds(2))
-        let fired = m.timerFired(now: self.t0 + .milliseconds(5))
-        #expect(fired.expired == [2, 3])
-        #expect(fired.closeConnection)
+        // Five commands caught by one stall: one timeout, not five.
+        for i in 1...5 { _ = m.send(i, deadline: self.t0) }
+        let first = m.timerFired(now: self.t0)
+        #expect(first.expired == [1, 2, 3, 4, 5] && !first.closeConnection)
+        _ = m.send(6, deadline: self.t0 + .milliseconds(100))
+        #expect(!m.timerFired(now: self.t0 + .milliseconds(100)).closeConnection)
+        _ = m.send(7, deadline: self.t0 + .milliseconds(200))
+        let third = m.timerFired(now: self.t0 + .milliseconds(200))
+        #expect(third.expired == [7] && third.closeConnection)
     }
 
     @Test("a reply resets the consecutive-timeout count")
@@ -74,6 +76,8 @@ struct RedisConnectionStateMachineTests {
         _ = m.receive()
         _ = m.send(2, deadline: self.t0 + .seconds(1))
         #expect(!m.timerFired(now: self.t0 + .seconds(1)).closeConnection)
+        _ = m.send(3, deadline: self.t0 + .seconds(2))
+        #expect(m.timerFired(now: self.t0 + .seconds(2)).closeConnection)
     }
 
     @Test("too many pending commands fail at once, unsent")

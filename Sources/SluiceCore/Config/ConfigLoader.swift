@@ -318,6 +318,12 @@ private struct Validator {
             self.fail(path + ".burst", "must be at most 1000000000")
             ok = false
         }
+        // A bucket takes burst / rate seconds to refill; beyond ~3 years the script's
+        // microsecond arithmetic would lose precision.
+        if ok, Double(burst) / rate > 1e8 {
+            self.fail(path, "burst / rate must be at most 100000000 seconds (about 3 years) to refill")
+            ok = false
+        }
         return ok ? TokenBucket(rate: rate, burst: burst) : nil
     }
 
@@ -347,14 +353,14 @@ private struct Validator {
             if period == nil {
                 self.fail(qpath + ".period", "must be day, week or month, not \"\(q.period)\"")
             }
-            if q.limit <= 0 {
-                self.fail(qpath + ".limit", "must be a positive integer, not \(q.limit)")
+            if q.limit <= 0 || q.limit > 1_000_000_000_000_000 {
+                self.fail(qpath + ".limit", "must be a positive integer up to 10^15, not \(q.limit)")
             }
             let offset = q.offsetHours ?? 0
             if !(0...23).contains(offset) {
                 self.fail(qpath + ".offset_hours", "must be between 0 and 23, not \(offset)")
             }
-            if let period, q.limit > 0, (0...23).contains(offset) {
+            if let period, q.limit > 0, q.limit <= 1_000_000_000_000_000, (0...23).contains(offset) {
                 quota = Quota(limit: q.limit, period: period, offsetHours: offset)
             }
         }

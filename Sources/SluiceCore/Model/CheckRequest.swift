@@ -130,7 +130,10 @@ public struct CheckRequest: Sendable, Hashable {
             }
             var route: RequestRoute?
             if let text = self.route {
-                guard text.utf8.count <= bounds.maxRouteBytes else {
+                // The query string plays no part in matching: only method and path count.
+                let routeLength = text.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+                    .map { text.utf8.distance(from: text.utf8.startIndex, to: $0) } ?? text.utf8.count
+                guard routeLength <= bounds.maxRouteBytes else {
                     throw InputError(code: "route_too_long", message: "route is longer than \(bounds.maxRouteBytes) bytes")
                 }
                 guard let parsed = RequestRoute(text) else {

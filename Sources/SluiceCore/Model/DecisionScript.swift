@@ -48,6 +48,9 @@ public enum DecisionScript {
         guard values.count == 2 + 4 * limits.count else {
             throw MalformedReply(description: "expected \(2 + 4 * limits.count) integers, got \(values.count)")
         }
+        // Whatever Redis returns, keep values where later arithmetic cannot overflow.
+        let ceiling: Int64 = 1 << 52
+        func clamp(_ value: Int64) -> Int { Int(min(max(value, -1), ceiling)) }
         var states: [LimitState] = []
         states.reserveCapacity(limits.count)
         for (index, limit) in limits.enumerated() {
@@ -55,15 +58,15 @@ public enum DecisionScript {
             let window: Int
             switch limit.kind {
             case .bucket(let bucket): window = bucket.policyWindowSeconds
-            case .quota: window = Int(values[base + 3])
+            case .quota: window = max(0, clamp(values[base + 3]))
             }
             states.append(
                 LimitState(
                     name: limit.name,
                     limit: limit.capacity,
-                    remaining: max(0, Int(values[base])),
-                    resetAfterMs: max(0, Int(values[base + 1])),
-                    retryAfterMs: Int(values[base + 2]),
+                    remaining: max(0, clamp(values[base])),
+                    resetAfterMs: max(0, clamp(values[base + 1])),
+                    retryAfterMs: clamp(values[base + 2]),
                     windowSeconds: window,
                     unit: limit.unit
                 )

@@ -16,6 +16,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
     /// Creates a handler.
     /// - Parameters:
@@ -104,8 +105,13 @@ final class RedisChannelHandler: ChannelInboundHandler {
         }
     }
 
+    /// Schedules the deadline timer unless one already fires no later than `deadline`.
     private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        if self.timer != nil, let current = self.timerDeadline, current <= deadline {
+            return
+        }
         self.timer?.cancel()
+        self.timerDeadline = deadline
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.timerFired()
         }
@@ -113,6 +119,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     private func timerFired() {
         self.timer = nil
+        self.timerDeadline = nil
         let action = self.stateMachine.timerFired(now: self.context?.eventLoop.now ?? .now())
         for promise in action.expired {
             promise.fail(SluiceRedisError.timeout("Redis did not answer within the command deadline"))
@@ -138,6 +145,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private func failAll(_ error: SluiceRedisError) {
         self.timer?.cancel()
         self.timer = nil
+        self.timerDeadline = nil
         for promise in self.stateMachine.close(error) {
             promise.fail(error)
         }

@@ -218,9 +218,70 @@ public final class RedisClient: Service, Sendable {
                 ]
                 pool.send(commands, deadline: .now() + commandTimeout, promises: [load, retry])
             } catch {
-                return pool.eventLoop.makeFailedFuture(error)
+                load.fail(error)
+                retry.fail(error)
             }
             return retry.futureResult
+        }
+    }
+
+    /// Runs a script once per call, all calls written to one connection in one go (one
+    /// write, one flush): a batch costs one round trip however many calls it holds.
+    /// NOSCRIPT is handled per call as in ``evaluate(_:keys:arguments:on:)``.
+    /// - Returns: one future per call, in order.
+    public func evaluateBatch(
+        _ script: RedisScript,
+        calls: [(keys: [RedisArgument], arguments: [RedisArgument])],
+        on eventLoop: (any EventLoop)? = nil
+    ) -> [EventLoopFuture<RedisReply>] {
+        let pool = self.pool(for: eventLoop)
+        let deadline = pool.eventLoop.now + self.shared.configuration.commandTimeout
+        var commands: [ByteBuffer] = []
+        var promises: [EventLoopPromise<RedisReply>] = []
+        var evalshas: [[RedisArgument]] = []
+        commands.reserveCapacity(calls.count)
+        var buffer = ByteBufferAllocator().buffer(capacity: 256 * calls.count)
+        for call in calls {
+            var evalsha: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(call.keys.count)]
+            evalsha.append(contentsOf: call.keys)
+            evalsha.append(contentsOf: call.arguments)
+            evalshas.append(evalsha)
+            let promise = pool.eventLoop.makePromise(of: RedisReply.self)
+            buffer.clear()
+            do {
+                try RESPEncoder.encode(evalsha, into: &buffer)
+                commands.append(buffer)
+                promises.append(promise)
+            } catch {
+                promise.fail(error)
+            }
+        }
+        if pool.eventLoop.inEventLoop {
+            pool.send(commands, deadline: deadline, promises: promises)
+        } else {
+            pool.eventLoop.execute { pool.send(commands, deadline: deadline, promises: promises) }
+        }
+
+        let commandTimeout = self.shared.configuration.commandTimeout
+        return zip(promises, evalshas).map { promise, evalsha in
+            promise.futureResult.flatMap { reply in
+                guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
+                    return pool.eventLoop.makeSucceededFuture(reply)
+                }
+                let load = pool.eventLoop.makePromise(of: RedisReply.self)
+                let retry = pool.eventLoop.makePromise(of: RedisReply.self)
+                do {
+                    let again = [
+                        try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
+                        try RESPEncoder.encode(evalsha),
+                    ]
+                    pool.send(again, deadline: .now() + commandTimeout, promises: [load, retry])
+                } catch {
+                    load.fail(error)
+                    retry.fail(error)
+                }
+                return retry.futureResult
+            }
         }
     }
 

@@ -109,10 +109,14 @@ struct RedisConnectionStateMachine<Promise> {
             if deadline <= now {
                 action.expired.append(promise)
                 self.pending[index].promise = nil
-                self.consecutiveTimeouts += 1
             } else if next == nil || deadline < next! {
                 next = deadline
             }
+        }
+        // One stall expires every command in flight at once; that is one timeout, not many.
+        // Only timeouts at successive deadlines with no reply between them recycle.
+        if !action.expired.isEmpty {
+            self.consecutiveTimeouts += 1
         }
         if self.consecutiveTimeouts >= self.maxConsecutiveTimeouts {
             action.closeConnection = true

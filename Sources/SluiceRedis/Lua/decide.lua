@@ -13,9 +13,14 @@
 --           remaining, reset_after_ms, retry_after_ms (0 = admits, -1 = never),
 --           window_s (a quota's current window length; 0 for a bucket) }
 --
--- State: a bucket is one integer, its theoretical arrival time in microseconds
--- (GCRA); the bucket is full once that time has passed, which is when its key
--- expires. A quota is "window_start_s:used" and expires when its window ends.
+-- State: a bucket is one number, its theoretical arrival time in microseconds
+-- (GCRA), stored exactly (no rounding drift); the bucket is full once that time has
+-- passed, which is when its key expires. A quota is "window_start_s:used" and
+-- expires when its window ends. A value that cannot be read (wrong type, garbage)
+-- counts as absent: the next write replaces it.
+
+-- Redis < 5 needs this before writing after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
 
 local now_us = tonumber(ARGV[1])
 if now_us == 0 then
@@ -27,6 +32,21 @@ local peek = cost == 0
 local need = peek and 1 or cost
 local floor = math.floor
 local ceil = math.ceil
+
+-- Timestamps near 1.8e15 us are doubles spaced 0.25 us apart, so each addition of a
+-- fractional emission interval may round by up to 0.125 us. Comparisons allow that much
+-- per token of the burst (and never half an interval or more), so that a request at an
+-- exact token boundary counts as on time.
+local function slack(interval, burst)
+  return math.min(interval / 2, 0.5 + 0.125 * burst)
+end
+
+-- The string value of a key, or nil when it is absent or not a string.
+local function read(key)
+  local value = redis.pcall('GET', key)
+  if type(value) ~= 'string' then return nil end
+  return value
+end
 
 -- Whole milliseconds, rounded up, of a non-negative span in microseconds.
 local function ms_up(us)
@@ -92,10 +112,15 @@ for i = 1, n do
     local interval = tonumber(ARGV[a + 1])
     local burst = tonumber(ARGV[a + 2])
     local tau = burst * interval
-    local tat = tonumber(redis.call('GET', KEYS[i]) or 0)
-    if tat < now_us then tat = now_us end
-    -- Tokens in the bucket now; the epsilon absorbs float error on exact multiples.
-    local tokens = floor((tau - (tat - now_us)) / interval + 1e-9)
+    local tat = tonumber(read(KEYS[i]) or '') or 0
+    if tat ~= tat or tat == math.huge or tat < now_us then
+      tat = now_us
+    elseif tat > now_us + tau then
+      -- Only after a config change (smaller burst, slower rate): an empty bucket, not a full one.
+      tat = now_us + tau
+    end
+    local eps = slack(interval, burst)
+    local tokens = floor((tau - (tat - now_us) + eps) / interval)
     window_s = 0
     if need > burst then
       allowed = false
@@ -103,13 +128,12 @@ for i = 1, n do
     else
       local new_tat = tat + need * interval
       local allow_at = new_tat - tau
-      if allow_at <= now_us + 1e-6 then
+      if allow_at <= now_us + eps then
         if peek then
           remaining, reset_us, retry_ms = tokens, tat - now_us, 0
         else
-          new_tat = floor(new_tat + 0.5)
           remaining, reset_us, retry_ms = tokens - need, new_tat - now_us, 0
-          writes[#writes + 1] = { KEYS[i], string.format('%d', new_tat), ms_up(new_tat - now_us) }
+          writes[#writes + 1] = { KEYS[i], string.format('%.17g', new_tat), ms_up(new_tat - now_us) }
           unconsumed[i] = { tokens, ms_up(tat - now_us) }
         end
       else
@@ -125,11 +149,12 @@ for i = 1, n do
     local ws, we = window(period, offset, now_s)
     window_s = we - ws
     local used = 0
-    local stored = redis.call('GET', KEYS[i])
+    local stored = read(KEYS[i])
     if stored then
       local sep = string.find(stored, ':', 1, true)
       if sep and tonumber(string.sub(stored, 1, sep - 1)) == ws then
-        used = tonumber(string.sub(stored, sep + 1))
+        used = tonumber(string.sub(stored, sep + 1)) or 0
+        if used ~= used or used < 0 then used = 0 end
       end
     end
     local left = limit - used

@@ -84,7 +84,7 @@ public enum RateLimitHeaders {
 
     /// Milliseconds as whole seconds, rounded up.
     static func seconds(_ milliseconds: Int) -> Int {
-        milliseconds <= 0 ? 0 : (milliseconds + 999) / 1000
+        milliseconds <= 0 ? 0 : milliseconds / 1000 + (milliseconds % 1000 > 0 ? 1 : 0)
     }
 
     /// A structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped,
