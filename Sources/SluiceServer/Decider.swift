@@ -25,6 +25,66 @@ public struct Decider: Sendable {
         self.logger = logger
     }
 
+    /// One answer of a batch.
+    public enum BatchItem: Sendable {
+        /// A decision.
+        case decision(Decision)
+        /// The item could not be decided: its machine-readable code and why.
+        case error(code: String, message: String)
+    }
+
+    /// Decides many requests with one pipelined write to Redis (one round trip for the batch).
+    /// Items that need no Redis (invalid, unknown key, no limits) are answered at once.
+    public func decideBatch(
+        _ requests: [Result<CheckRequest, InputError>],
+        rules: RuleSet,
+        on eventLoop: (any EventLoop)?
+    ) async -> [BatchItem] {
+        var items = [BatchItem?](repeating: nil, count: requests.count)
+        var pending: [(index: Int, plan: Plan, limits: [Limit])] = []
+        var calls: [(keys: [RedisArgument], arguments: [RedisArgument])] = []
+        for (index, request) in requests.enumerated() {
+            switch request {
+            case .failure(let error):
+                items[index] = .error(code: error.code, message: error.message)
+            case .success(let request):
+                guard let entry = rules.resolve(apiKey: request.apiKey) else {
+                    items[index] = .decision(.unknownKey)
+                    continue
+                }
+                let limits = entry.plan.limits(for: request.route)
+                if limits.isEmpty {
+                    items[index] = .decision(.unlimited(plan: entry.plan.name))
+                    continue
+                }
+                let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
+                pending.append((index, entry.plan, limits))
+                calls.append((call.keys.map { RedisArgument($0) }, call.arguments.map { RedisArgument($0) }))
+            }
+        }
+        let futures = calls.isEmpty ? [] : self.redis.evaluateBatch(.decide, calls: calls, on: eventLoop)
+        for (slot, future) in zip(pending, futures) {
+            let detail: String
+            do {
+                let reply = try await future.get()
+                if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
+                    items[slot.index] = .decision(try DecisionScript.decision(plan: slot.plan, limits: slot.limits, values: values))
+                    continue
+                }
+                detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
+            } catch let error as SluiceRedisError {
+                detail = error.message
+            } catch {
+                detail = "\(error)"
+            }
+            switch slot.plan.onBackendError {
+            case .allow: items[slot.index] = .decision(.degradedAllow(plan: slot.plan.name))
+            case .deny: items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
+            }
+        }
+        return items.map { $0 ?? .error(code: "internal_error", message: "no answer") }
+    }
+
     /// Decides one request.
     /// - Parameters:
     ///   - request: the validated request.

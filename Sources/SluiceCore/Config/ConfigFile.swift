@@ -74,8 +74,12 @@ struct ConfigFile: Decodable {
         var maxAPIKeyBytes: Int?
         var maxRouteBytes: Int?
         var maxCost: Int?
+        var maxBatchBodyBytes: Int?
+        var maxBatchChecks: Int?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
+            case maxBatchBodyBytes = "max_batch_body_bytes"
+            case maxBatchChecks = "max_batch_checks"
             case maxBodyBytes = "max_body_bytes"
             case maxAPIKeyBytes = "max_api_key_bytes"
             case maxRouteBytes = "max_route_bytes"
@@ -89,6 +93,8 @@ struct ConfigFile: Decodable {
             self.maxAPIKeyBytes = try c.decodeIfPresent(Int.self, forKey: .maxAPIKeyBytes)
             self.maxRouteBytes = try c.decodeIfPresent(Int.self, forKey: .maxRouteBytes)
             self.maxCost = try c.decodeIfPresent(Int.self, forKey: .maxCost)
+            self.maxBatchBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBatchBodyBytes)
+            self.maxBatchChecks = try c.decodeIfPresent(Int.self, forKey: .maxBatchChecks)
         }
     }
 

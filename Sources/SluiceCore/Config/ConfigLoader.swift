@@ -186,7 +186,11 @@ private struct Validator {
             maxBodyBytes: self.bounded(file.limits?.maxBodyBytes, "limits.max_body_bytes", default: defaults.maxBodyBytes, 64...(64 << 20)),
             maxAPIKeyBytes: self.bounded(file.limits?.maxAPIKeyBytes, "limits.max_api_key_bytes", default: defaults.maxAPIKeyBytes, 1...65536),
             maxRouteBytes: self.bounded(file.limits?.maxRouteBytes, "limits.max_route_bytes", default: defaults.maxRouteBytes, 1...65536),
-            maxCost: self.bounded(file.limits?.maxCost, "limits.max_cost", default: defaults.maxCost, 1...1_000_000_000_000)
+            maxCost: self.bounded(file.limits?.maxCost, "limits.max_cost", default: defaults.maxCost, 1...1_000_000_000_000),
+            maxBatchBodyBytes: self.bounded(
+                file.limits?.maxBatchBodyBytes, "limits.max_batch_body_bytes", default: defaults.maxBatchBodyBytes, 64...(256 << 20)
+            ),
+            maxBatchChecks: self.bounded(file.limits?.maxBatchChecks, "limits.max_batch_checks", default: defaults.maxBatchChecks, 1...100_000)
         )
 
         // logging

@@ -10,13 +10,26 @@ public struct InputBounds: Sendable, Hashable {
     public var maxRouteBytes: Int
     /// Largest accepted cost.
     public var maxCost: Int
+    /// Largest accepted `/v1/check/batch` body, in bytes.
+    public var maxBatchBodyBytes: Int
+    /// Most checks in one batch.
+    public var maxBatchChecks: Int
 
     /// Creates bounds; the defaults are DESIGN.md's.
-    public init(maxBodyBytes: Int = 65536, maxAPIKeyBytes: Int = 256, maxRouteBytes: Int = 512, maxCost: Int = 1_000_000) {
+    public init(
+        maxBodyBytes: Int = 65536,
+        maxAPIKeyBytes: Int = 256,
+        maxRouteBytes: Int = 512,
+        maxCost: Int = 1_000_000,
+        maxBatchBodyBytes: Int = 1 << 20,
+        maxBatchChecks: Int = 1000
+    ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxAPIKeyBytes = maxAPIKeyBytes
         self.maxRouteBytes = maxRouteBytes
         self.maxCost = maxCost
+        self.maxBatchBodyBytes = maxBatchBodyBytes
+        self.maxBatchChecks = maxBatchChecks
     }
 }
 
@@ -79,6 +92,67 @@ public struct CheckRequest: Sendable, Hashable {
             throw InputError(code: "invalid_json", message: "the body is not valid JSON")
         }
         return try body.validated(bounds: bounds)
+    }
+
+    /// Parses a `/v1/check/batch` body, `{"checks": [...]}`: each item validated on its own.
+    /// - Returns: one result per item, in order: the request, or why that item is invalid.
+    /// - Throws: ``InputError`` when the body as a whole is unusable.
+    public static func parseBatch(json: Data, bounds: InputBounds) throws(InputError) -> [Result<CheckRequest, InputError>] {
+        if json.count > bounds.maxBatchBodyBytes {
+            throw .bodyTooLarge(bounds.maxBatchBodyBytes)
+        }
+        let batch: BatchBody
+        do {
+            batch = try Self.decoder.decode(BatchBody.self, from: json)
+        } catch let error as InputError {
+            throw error
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw InputError(code: "invalid_body", message: "the body must be a JSON object with a checks array")
+        } catch {
+            throw InputError(code: "invalid_json", message: "the body is not valid JSON")
+        }
+        guard batch.checks.count <= bounds.maxBatchChecks else {
+            throw InputError(code: "too_many_checks", message: "a batch holds at most \(bounds.maxBatchChecks) checks")
+        }
+        return batch.checks.map { item -> Result<CheckRequest, InputError> in
+            switch item.body {
+            case .success(let body):
+                return Result { () throws(InputError) -> CheckRequest in try body.validated(bounds: bounds) }
+            case .failure(let error):
+                return .failure(error)
+            }
+        }
+    }
+
+    private struct BatchBody: Decodable {
+        var checks: [Item]
+
+        enum CodingKeys: String, CodingKey {
+            case checks
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            guard let checks = try? container.decodeIfPresent([Item].self, forKey: .checks) else {
+                throw InputError(code: "invalid_body", message: "the body must hold a checks array")
+            }
+            self.checks = checks
+        }
+    }
+
+    /// One item of a batch: never fails to decode, holds its own error instead.
+    private struct Item: Decodable {
+        var body: Result<Body, InputError>
+
+        init(from decoder: any Decoder) throws {
+            do {
+                self.body = .success(try Body(from: decoder))
+            } catch let error as InputError {
+                self.body = .failure(error)
+            } catch {
+                self.body = .failure(InputError(code: "invalid_check", message: "each check must be a JSON object"))
+            }
+        }
     }
 
     /// The raw body, each field as loosely as JSON allows, so that errors can be precise.

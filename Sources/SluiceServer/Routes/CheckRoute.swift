@@ -13,22 +13,64 @@ struct CheckRoute: Sendable {
         router.post("/v1/check") { request, context in
             try await self.handle(request, context: context)
         }
+        router.post("/v1/check/batch") { request, context in
+            try await self.handleBatch(request, context: context)
+        }
+    }
+
+    /// `POST /v1/check/batch`: `{"checks": [...]}` → `{"results": [...]}`, in order; each result
+    /// is a /v1/check body or an `{"error": {...}}` object for an item that is itself invalid.
+    func handleBatch(_ request: Request, context: SluiceRequestContext) async throws -> Response {
+        let bounds = self.config.bounds
+        let body = try await self.collect(request, limit: bounds.maxBatchBodyBytes)
+        let requests: [Result<CheckRequest, InputError>]
+        do {
+            requests = try CheckRequest.parseBatch(json: Data(body.readableBytesView), bounds: bounds)
+        } catch {
+            throw APIError(error)
+        }
+        let items = await self.decider.decideBatch(requests, rules: self.config.rules, on: context.eventLoop)
+        var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 64 + 300 * items.count))
+        writer.beginObject()
+        writer.beginArray("results")
+        for item in items {
+            switch item {
+            case .decision(let decision):
+                DecisionResponse.write(decision, into: &writer)
+            case .error(let code, let message):
+                writer.beginObject()
+                writer.beginObject("error")
+                writer.field("code", code)
+                writer.field("message", message)
+                writer.endObject()
+                writer.endObject()
+            }
+        }
+        writer.endArray()
+        writer.endObject()
+        var headers = HTTPFields()
+        headers[.contentType] = DecisionResponse.jsonContentType
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+
+    /// The body, after the content-type and size checks.
+    private func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        if let contentType = request.headers[.contentType], !Self.isJSON(contentType) {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError(InputError.bodyTooLarge(limit))
+        }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(InputError.bodyTooLarge(limit))
+        }
     }
 
     func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
         let bounds = self.config.bounds
-        if let contentType = request.headers[.contentType], !Self.isJSON(contentType) {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
-        }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bounds.maxBodyBytes {
-            throw APIError(InputError.bodyTooLarge(bounds.maxBodyBytes))
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: bounds.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw APIError(InputError.bodyTooLarge(bounds.maxBodyBytes))
-        }
+        let body = try await self.collect(request, limit: bounds.maxBodyBytes)
         let checkRequest: CheckRequest
         do {
             checkRequest = try CheckRequest.parse(json: Data(body.readableBytesView), bounds: bounds)
