@@ -26,7 +26,8 @@ public func buildApplication(
     )
     let router = Router(context: SluiceRequestContext.self)
     router.add(middleware: ErrorMiddleware())
-    let decider = Decider(redis: redis, logger: logger)
+    let cache = config.overLimitCacheEntries > 0 ? OverLimitCache(capacity: config.overLimitCacheEntries) : nil
+    let decider = Decider(redis: redis, logger: logger, cache: cache)
     CheckRoute(decider: decider, config: config).register(on: router)
     AuthRoute(decider: decider, config: config).register(on: router)
     HealthRoutes(redis: redis, config: config).register(on: router)

@@ -18,11 +18,14 @@ public struct Decider: Sendable {
 
     let redis: RedisClient
     let logger: Logger
+    /// Remembered denials, answered without Redis; nil when turned off.
+    public let cache: OverLimitCache?
 
     /// Creates a decider over a Redis client that has ``RedisScript/decide`` loaded.
-    public init(redis: RedisClient, logger: Logger) {
+    public init(redis: RedisClient, logger: Logger, cache: OverLimitCache? = nil) {
         self.redis = redis
         self.logger = logger
+        self.cache = cache
     }
 
     /// One answer of a batch.
@@ -41,7 +44,7 @@ public struct Decider: Sendable {
         on eventLoop: (any EventLoop)?
     ) async -> [BatchItem] {
         var items = [BatchItem?](repeating: nil, count: requests.count)
-        var pending: [(index: Int, plan: Plan, limits: [Limit])] = []
+        var pending: [(index: Int, entry: KeyEntry, limits: [Limit], cost: Int)] = []
         var calls: [(keys: [RedisArgument], arguments: [RedisArgument])] = []
         for (index, request) in requests.enumerated() {
             switch request {
@@ -57,8 +60,12 @@ public struct Decider: Sendable {
                     items[index] = .decision(.unlimited(plan: entry.plan.name))
                     continue
                 }
+                if let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now) {
+                    items[index] = .decision(remembered)
+                    continue
+                }
                 let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
-                pending.append((index, entry.plan, limits))
+                pending.append((index, entry, limits, request.cost))
                 calls.append((call.keys.map { RedisArgument($0) }, call.arguments.map { RedisArgument($0) }))
             }
         }
@@ -68,7 +75,9 @@ public struct Decider: Sendable {
             do {
                 let reply = try await future.get()
                 if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
-                    items[slot.index] = .decision(try DecisionScript.decision(plan: slot.plan, limits: slot.limits, values: values))
+                    let decision = try DecisionScript.decision(plan: slot.entry.plan, limits: slot.limits, values: values)
+                    self.cache?.remember(decision, keyID: slot.entry.keyID, limits: slot.limits, cost: slot.cost, now: .now)
+                    items[slot.index] = .decision(decision)
                     continue
                 }
                 detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
@@ -77,8 +86,8 @@ public struct Decider: Sendable {
             } catch {
                 detail = "\(error)"
             }
-            switch slot.plan.onBackendError {
-            case .allow: items[slot.index] = .decision(.degradedAllow(plan: slot.plan.name))
+            switch slot.entry.plan.onBackendError {
+            case .allow: items[slot.index] = .decision(.degradedAllow(plan: slot.entry.plan.name))
             case .deny: items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
             }
         }
@@ -99,6 +108,11 @@ public struct Decider: Sendable {
         if limits.isEmpty {
             return .decision(.unlimited(plan: plan.name), headers: plan.headers)
         }
+        if let cache = self.cache,
+            let remembered = cache.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
+        {
+            return .decision(remembered, headers: plan.headers)
+        }
         let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
         let detail: String
         do {
@@ -109,7 +123,9 @@ public struct Decider: Sendable {
                 on: eventLoop
             ).get()
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
-                return .decision(try DecisionScript.decision(plan: plan, limits: limits, values: values), headers: plan.headers)
+                let decision = try DecisionScript.decision(plan: plan, limits: limits, values: values)
+                self.cache?.remember(decision, keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
+                return .decision(decision, headers: plan.headers)
             }
             detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
         } catch let error as SluiceRedisError {

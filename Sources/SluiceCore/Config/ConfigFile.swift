@@ -7,10 +7,12 @@ struct ConfigFile: Decodable {
     var logging: LoggingSection?
     var plans: [String: PlanSection]?
     var apiKeys: [APIKeySection]?
+    var overLimitCache: OverLimitCacheSection?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case redis, server, limits, logging, plans
         case apiKeys = "api_keys"
+        case overLimitCache = "over_limit_cache"
     }
 
     init(from decoder: any Decoder) throws {
@@ -22,6 +24,24 @@ struct ConfigFile: Decodable {
         self.logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging)
         self.plans = try c.decodeIfPresent([String: PlanSection].self, forKey: .plans)
         self.apiKeys = try c.decodeIfPresent([APIKeySection].self, forKey: .apiKeys)
+        self.overLimitCache = try c.decodeIfPresent(OverLimitCacheSection.self, forKey: .overLimitCache)
+    }
+
+    struct OverLimitCacheSection: Decodable {
+        var enabled: Bool?
+        var maxEntries: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case enabled
+            case maxEntries = "max_entries"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled)
+            self.maxEntries = try c.decodeIfPresent(Int.self, forKey: .maxEntries)
+        }
     }
 
     struct RedisSection: Decodable {

@@ -193,6 +193,12 @@ private struct Validator {
             maxBatchChecks: self.bounded(file.limits?.maxBatchChecks, "limits.max_batch_checks", default: defaults.maxBatchChecks, 1...100_000)
         )
 
+        // over_limit_cache (on by default)
+        var cacheEntries = self.bounded(file.overLimitCache?.maxEntries, "over_limit_cache.max_entries", default: 100_000, 2...10_000_000)
+        if file.overLimitCache?.enabled == false {
+            cacheEntries = 0
+        }
+
         // logging
         var logLevel = file.logging?.level ?? "info"
         var levelSource: String?
@@ -289,6 +295,7 @@ private struct Validator {
             port: port,
             apiKeyHeader: apiKeyHeader,
             bounds: bounds,
+            overLimitCacheEntries: cacheEntries,
             logLevel: logLevel,
             rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys),
             keySecret: secret,

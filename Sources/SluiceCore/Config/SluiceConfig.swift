@@ -24,6 +24,8 @@ public struct SluiceConfig: Sendable {
     public var apiKeyHeader: String
     /// Input bounds (section `limits`).
     public var bounds: InputBounds
+    /// Entries of the local over-limit cache; 0 when it is off.
+    public var overLimitCacheEntries: Int
     /// Log level: trace, debug, info, notice, warning, error or critical.
     public var logLevel: String
     /// Plans and API keys.
