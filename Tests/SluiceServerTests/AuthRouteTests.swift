@@ -139,6 +139,16 @@ struct HeaderRenderingTests {
         #expect(RateLimitHeadersProbe.goDuration(ms) == text)
     }
 
+    @Test("JSON strings: plain ones copied, quotes, backslashes and controls escaped")
+    func jsonStrings() throws {
+        #expect(RateLimitHeadersProbe.jsonField("route:POST /v1/predict") == #"{"v":"route:POST /v1/predict"}"#)
+        let tricky = "a\"b\\c\n\u{01}é"
+        let json = RateLimitHeadersProbe.jsonField(tricky)
+        #expect(json == #"{"v":"a\"b\\c\n\u0001é"}"#)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String]
+        #expect(parsed?["v"] == tricky)
+    }
+
     @Test("structured-field strings escape quotes and backslashes")
     func sfString() {
         #expect(RateLimitHeadersProbe.sfString(#"route:GET /a"b\c"#) == #""route:GET /a\"b\\c""#)

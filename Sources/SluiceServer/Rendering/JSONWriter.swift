@@ -84,6 +84,12 @@ struct JSONWriter {
 
     private mutating func string(_ value: String) {
         self.buffer.writeInteger(UInt8(ascii: "\""))
+        // Most strings (names, keys, codes) need no escaping: one copy, no per-byte work.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            self.buffer.writeString(value)
+            self.buffer.writeInteger(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): self.buffer.writeString("\\\"")
