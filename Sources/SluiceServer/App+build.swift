@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SluiceCore
+import ServiceLifecycle
 import SluiceRedis
 
 /// Builds the Sluice application: HTTP routes plus the Redis client as a service.
@@ -11,11 +12,13 @@ import SluiceRedis
 ///   - config: the validated configuration.
 ///   - logger: the root logger.
 ///   - eventLoopGroup: loops for HTTP and Redis alike.
+///   - source: where the config came from; with it, SIGHUP re-reads the file.
 ///   - onServerRunning: called with the listening channel once it is bound.
 public func buildApplication(
     config: SluiceConfig,
     logger: Logger,
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    source: ConfigSource? = nil,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let redis = RedisClient(
@@ -28,9 +31,14 @@ public func buildApplication(
     router.add(middleware: ErrorMiddleware())
     let cache = config.overLimitCacheEntries > 0 ? OverLimitCache(capacity: config.overLimitCacheEntries) : nil
     let decider = Decider(redis: redis, logger: logger, cache: cache)
-    CheckRoute(decider: decider, config: config).register(on: router)
-    AuthRoute(decider: decider, config: config).register(on: router)
-    HealthRoutes(redis: redis, config: config).register(on: router)
+    let store = ConfigStore(config)
+    CheckRoute(decider: decider, store: store).register(on: router)
+    AuthRoute(decider: decider, store: store).register(on: router)
+    HealthRoutes(redis: redis, store: store).register(on: router)
+    var services: [any Service] = [redis]
+    if let source {
+        services.append(ConfigReloader(store: store, source: source, cache: cache, logger: logger))
+    }
 
     for warning in config.warnings {
         logger.warning("\(warning)")
@@ -40,7 +48,7 @@ public func buildApplication(
         // A client that stops mid-request (or idles) does not hold a connection forever.
         server: .http1(configuration: .init(idleTimeout: .seconds(30))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sluice"),
-        services: [redis],
+        services: services,
         onServerRunning: onServerRunning,
         eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger

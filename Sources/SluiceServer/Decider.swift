@@ -60,7 +60,9 @@ public struct Decider: Sendable {
                     items[index] = .decision(.unlimited(plan: entry.plan.name))
                     continue
                 }
-                if let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now) {
+                if !entry.plan.shadow,
+                    let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
+                {
                     items[index] = .decision(remembered)
                     continue
                 }
@@ -76,6 +78,10 @@ public struct Decider: Sendable {
                 let reply = try await future.get()
                 if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
                     let decision = try DecisionScript.decision(plan: slot.entry.plan, limits: slot.limits, values: values)
+                    if slot.entry.plan.shadow {
+                        items[slot.index] = .decision(decision.shadowed())
+                        continue
+                    }
                     self.cache?.remember(decision, keyID: slot.entry.keyID, limits: slot.limits, cost: slot.cost, now: .now)
                     items[slot.index] = .decision(decision)
                     continue
@@ -108,7 +114,7 @@ public struct Decider: Sendable {
         if limits.isEmpty {
             return .decision(.unlimited(plan: plan.name), headers: plan.headers)
         }
-        if let cache = self.cache,
+        if !plan.shadow, let cache = self.cache,
             let remembered = cache.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
         {
             return .decision(remembered, headers: plan.headers)
@@ -124,6 +130,9 @@ public struct Decider: Sendable {
             ).get()
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
                 let decision = try DecisionScript.decision(plan: plan, limits: limits, values: values)
+                if plan.shadow {
+                    return .decision(decision.shadowed(), headers: plan.headers)
+                }
                 self.cache?.remember(decision, keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
                 return .decision(decision, headers: plan.headers)
             }

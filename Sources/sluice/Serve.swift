@@ -47,7 +47,8 @@ struct Serve: AsyncParsableCommand {
             "api_keys": "\(config.rules.keyCount)",
             "redis": "\(config.redis.url)",
         ])
-        let app = buildApplication(config: config, logger: logger) { channel in
+        let source = ConfigSource(path: self.config, environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        let app = buildApplication(config: config, logger: logger, source: source) { channel in
             logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         }
         try await app.runService()

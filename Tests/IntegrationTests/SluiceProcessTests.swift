@@ -255,3 +255,42 @@ struct SluiceProcessTests {
         }
     }
 }
+
+@Suite("config reload (SIGHUP)", .serialized)
+struct ConfigReloadTests {
+    @Test("SIGHUP puts a new file in force; a broken file is rejected and the running config stays")
+    func sighup() async throws {
+        let redis = try RedisServer()
+        let base = "redis: { url: \(redis.url) }\nplans: { p: { throttle: { rate: 0.01, burst: 5 } } }\n"
+        let sluice = try SluiceProcess(yaml: base + "api_keys: [ { key: k1, plan: p } ]\n")
+        try await sluice.waitUntilReady()
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2"}"#).json["denied_by"] as? String == "unknown_api_key")
+
+        try (base + "api_keys: [ { key: k1, plan: p }, { key: k2, plan: p } ]\n").write(to: sluice.configPath, atomically: true, encoding: .utf8)
+        kill(sluice.pid, SIGHUP)
+        var known = false
+        for _ in 0..<100 {
+            if try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p" {
+                known = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(known, "k2 not in force after SIGHUP: \(sluice.log)")
+
+        try "plans: { p: { throttle: { rate: -1, burst: 5 } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
+        kill(sluice.pid, SIGHUP)
+        var rejected = false
+        for _ in 0..<100 {
+            if sluice.log.contains("config reload rejected") {
+                rejected = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(rejected, "\(sluice.log)")
+        #expect(sluice.log.contains("plans.p.throttle.rate: must be a positive number"))
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p")
+        #expect(await sluice.terminate() == 0)
+    }
+}

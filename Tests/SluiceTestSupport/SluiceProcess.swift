@@ -55,6 +55,9 @@ public final class SluiceProcess: @unchecked Sendable {
         (try? String(contentsOf: self.logPath, encoding: .utf8)) ?? ""
     }
 
+    /// The process id.
+    public var pid: Int32 { self.process.processIdentifier }
+
     /// Whether it still runs.
     public var isRunning: Bool { self.process.isRunning }
 

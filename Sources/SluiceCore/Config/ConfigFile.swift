@@ -197,9 +197,10 @@ struct ConfigFile: Decodable {
         var onBackendError: String?
         var routes: [String: RouteSection]?
         var headers: [String]?
+        var shadow: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case throttle, quota, routes, headers
+            case throttle, quota, routes, headers, shadow
             case onBackendError = "on_backend_error"
         }
 
@@ -211,6 +212,7 @@ struct ConfigFile: Decodable {
             self.onBackendError = try c.decodeIfPresent(String.self, forKey: .onBackendError)
             self.routes = try c.decodeIfPresent([String: RouteSection].self, forKey: .routes)
             self.headers = try c.decodeIfPresent([String].self, forKey: .headers)
+            self.shadow = try c.decodeIfPresent(Bool.self, forKey: .shadow)
         }
     }
 

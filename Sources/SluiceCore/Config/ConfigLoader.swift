@@ -423,7 +423,7 @@ private struct Validator {
         guard self.problems.count == problemsBefore else { return nil }
         return Plan(
             name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy,
-            throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers
+            throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers, shadow: section.shadow ?? false
         )
     }
 }

@@ -60,6 +60,8 @@ public struct Decision: Sendable, Hashable {
     public let limits: [LimitState]
     /// true when Redis could not answer and the plan fails open.
     public let degraded: Bool
+    /// In a shadow plan, the limit that would have denied this (allowed) request.
+    public let shadowDeniedBy: String?
 
     /// Creates a decision.
     public init(
@@ -72,7 +74,8 @@ public struct Decision: Sendable, Hashable {
         deniedBy: String?,
         reason: DenialReason?,
         limits: [LimitState],
-        degraded: Bool = false
+        degraded: Bool = false,
+        shadowDeniedBy: String? = nil
     ) {
         self.allowed = allowed
         self.plan = plan
@@ -84,6 +87,18 @@ public struct Decision: Sendable, Hashable {
         self.reason = reason
         self.limits = limits
         self.degraded = degraded
+        self.shadowDeniedBy = shadowDeniedBy
+    }
+
+    /// The answer of a shadow plan for this decision: a denial becomes an allowed request
+    /// marked with the limit that would have denied it (nothing was consumed: a denied
+    /// request never consumes). Unknown keys stay denied.
+    public func shadowed() -> Decision {
+        guard !self.allowed, self.reason != .unknownAPIKey, let deniedBy = self.deniedBy else { return self }
+        return Decision(
+            allowed: true, plan: self.plan, limit: self.limit, remaining: self.remaining, resetAfterMs: self.resetAfterMs,
+            retryAfterMs: 0, deniedBy: nil, reason: nil, limits: self.limits, degraded: self.degraded, shadowDeniedBy: deniedBy
+        )
     }
 
     /// The answer for a key Sluice does not know.

@@ -45,6 +45,9 @@ public struct Plan: Sendable, Hashable {
     public let onBackendError: BackendErrorPolicy
     /// Extra header sets to send besides the IETF fields.
     public let headers: Set<HeaderStyle>
+    /// A shadow plan never denies: a request it would deny is allowed, consumes nothing
+    /// and is marked `shadow_denied`.
+    public let shadow: Bool
 
     private let defaultLimits: [Limit]
     private let limitsByRule: [[Limit]]
@@ -58,7 +61,8 @@ public struct Plan: Sendable, Hashable {
         onBackendError: BackendErrorPolicy,
         throttleUnit: LimitUnit = .requests,
         quotaUnit: LimitUnit = .requests,
-        headers: Set<HeaderStyle> = [.ietf]
+        headers: Set<HeaderStyle> = [.ietf],
+        shadow: Bool = false
     ) {
         let throttleLimit = throttle.map {
             Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix, unit: throttleUnit)
@@ -70,6 +74,7 @@ public struct Plan: Sendable, Hashable {
         self.onBackendError = onBackendError
         self.routes = routes
         self.headers = headers
+        self.shadow = shadow
         self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 }
         self.limitsByRule = routes.map { rule in
             var limits: [Limit] = []

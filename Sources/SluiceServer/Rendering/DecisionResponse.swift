@@ -46,6 +46,10 @@ enum DecisionResponse {
         if decision.degraded {
             writer.field("degraded", true)
         }
+        if let shadowDeniedBy = decision.shadowDeniedBy {
+            writer.field("shadow_denied", true)
+            writer.field("shadow_denied_by", shadowDeniedBy)
+        }
         writer.beginArray("limits")
         for limit in decision.limits {
             writer.beginObject()

@@ -23,13 +23,11 @@ struct AuthRoute: Sendable {
     static let cost = HTTPField.Name("X-RateLimit-Cost")!
 
     let decider: Decider
-    let config: SluiceConfig
-    let apiKeyHeader: HTTPField.Name
+    let store: ConfigStore
 
-    init(decider: Decider, config: SluiceConfig) {
+    init(decider: Decider, store: ConfigStore) {
         self.decider = decider
-        self.config = config
-        self.apiKeyHeader = HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
+        self.store = store
     }
 
     func register(on router: Router<SluiceRequestContext>) {
@@ -50,8 +48,9 @@ struct AuthRoute: Sendable {
         if path.hasPrefix("/v1/auth/") {
             suffixRoute = RequestRoute(method: request.method.rawValue, target: path.dropFirst("/v1/auth".count))
         }
-        let checkRequest = try self.checkRequest(from: request.headers, pathRoute: suffixRoute)
-        switch await self.decider.decide(checkRequest, rules: self.config.rules, on: context.eventLoop) {
+        let snapshot = self.store.current
+        let checkRequest = try self.checkRequest(from: request.headers, pathRoute: suffixRoute, snapshot: snapshot)
+        switch await self.decider.decide(checkRequest, rules: snapshot.config.rules, on: context.eventLoop) {
         case .decision(let decision, let styles):
             if decision.allowed {
                 return DecisionResponse.emptyResponse(for: decision, styles: styles, status: .noContent)
@@ -69,9 +68,9 @@ struct AuthRoute: Sendable {
     /// - Throws: ``APIError`` 401 without a key, 400 for a malformed key, route or cost.
     /// - Parameter pathRoute: the route in the path after `/v1/auth` (Envoy), used when no
     ///   route headers came.
-    func checkRequest(from headers: HTTPFields, pathRoute: RequestRoute? = nil) throws -> CheckRequest {
-        let bounds = self.config.bounds
-        var apiKey = headers[self.apiKeyHeader]
+    func checkRequest(from headers: HTTPFields, pathRoute: RequestRoute?, snapshot: ConfigStore.Snapshot) throws -> CheckRequest {
+        let bounds = snapshot.config.bounds
+        var apiKey = headers[snapshot.apiKeyHeader]
         if apiKey == nil || apiKey?.isEmpty == true, let authorization = headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
@@ -81,7 +80,7 @@ struct AuthRoute: Sendable {
         guard let apiKey, !apiKey.isEmpty else {
             throw APIError(
                 .unauthorized, code: "missing_api_key",
-                message: "send the API key in \(self.config.apiKeyHeader) or Authorization: Bearer"
+                message: "send the API key in \(snapshot.config.apiKeyHeader) or Authorization: Bearer"
             )
         }
         guard apiKey.utf8.count <= bounds.maxAPIKeyBytes else {

@@ -7,7 +7,7 @@ import SluiceCore
 /// `POST /v1/check`: validate, decide, answer with the decision and its headers.
 struct CheckRoute: Sendable {
     let decider: Decider
-    let config: SluiceConfig
+    let store: ConfigStore
 
     func register(on router: Router<SluiceRequestContext>) {
         router.post("/v1/check") { request, context in
@@ -21,7 +21,8 @@ struct CheckRoute: Sendable {
     /// `POST /v1/check/batch`: `{"checks": [...]}` → `{"results": [...]}`, in order; each result
     /// is a /v1/check body or an `{"error": {...}}` object for an item that is itself invalid.
     func handleBatch(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let bounds = self.config.bounds
+        let config = self.store.current.config
+        let bounds = config.bounds
         let body = try await self.collect(request, limit: bounds.maxBatchBodyBytes)
         let requests: [Result<CheckRequest, InputError>]
         do {
@@ -29,7 +30,7 @@ struct CheckRoute: Sendable {
         } catch {
             throw APIError(error)
         }
-        let items = await self.decider.decideBatch(requests, rules: self.config.rules, on: context.eventLoop)
+        let items = await self.decider.decideBatch(requests, rules: config.rules, on: context.eventLoop)
         var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 64 + 300 * items.count))
         writer.beginObject()
         writer.beginArray("results")
@@ -69,7 +70,8 @@ struct CheckRoute: Sendable {
     }
 
     func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let bounds = self.config.bounds
+        let config = self.store.current.config
+        let bounds = config.bounds
         let body = try await self.collect(request, limit: bounds.maxBodyBytes)
         let checkRequest: CheckRequest
         do {
@@ -77,7 +79,7 @@ struct CheckRoute: Sendable {
         } catch {
             throw APIError(error)
         }
-        switch await self.decider.decide(checkRequest, rules: self.config.rules, on: context.eventLoop) {
+        switch await self.decider.decide(checkRequest, rules: config.rules, on: context.eventLoop) {
         case .decision(let decision, let styles):
             return DecisionResponse.response(for: decision, styles: styles, allocator: ByteBufferAllocator())
         case .backendUnavailable(_, let detail):

@@ -10,7 +10,7 @@ import SluiceRedis
 /// to stay in the load balancer while Redis blips.
 struct HealthRoutes: Sendable {
     let redis: RedisClient
-    let config: SluiceConfig
+    let store: ConfigStore
 
     func register(on router: Router<SluiceRequestContext>) {
         router.get("/healthz") { _, _ in
@@ -29,7 +29,7 @@ struct HealthRoutes: Sendable {
 
     /// Warnings worth an operator's attention: config ones and Redis's eviction policy.
     func warnings() -> [String] {
-        var warnings = self.config.warnings
+        var warnings = self.store.current.config.warnings
         if let warning = self.redis.evictionPolicy.warning {
             warnings.append(warning)
         }
