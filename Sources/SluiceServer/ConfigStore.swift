@@ -77,8 +77,12 @@ public final class ConfigReloader: Service, Sendable {
         do {
             let config = try ConfigLoader.load(path: self.source.path, environment: self.source.environment, overrides: self.source.overrides)
             let old = self.store.current.config
-            if config.redis != old.redis || config.host != old.host || config.port != old.port {
-                self.logger.warning("redis and server settings change only with a restart; the rest of the new config is in force")
+            if config.redis != old.redis || config.host != old.host || config.port != old.port
+                || config.overLimitCacheEntries != old.overLimitCacheEntries || config.logLevel != old.logLevel
+            {
+                self.logger.warning(
+                    "redis, server, over_limit_cache and logging settings change only with a restart; the rest of the new config is in force"
+                )
             }
             self.store.replace(with: config)
             // Remembered denials were made under the old limits.

@@ -71,6 +71,7 @@ public struct Decider: Sendable {
                 calls.append((call.keys.map { RedisArgument($0) }, call.arguments.map { RedisArgument($0) }))
             }
         }
+        let sentAt = ContinuousClock.now
         let futures = calls.isEmpty ? [] : self.redis.evaluateBatch(.decide, calls: calls, on: eventLoop)
         for (slot, future) in zip(pending, futures) {
             let detail: String
@@ -82,7 +83,7 @@ public struct Decider: Sendable {
                         items[slot.index] = .decision(decision.shadowed())
                         continue
                     }
-                    self.cache?.remember(decision, keyID: slot.entry.keyID, limits: slot.limits, cost: slot.cost, now: .now)
+                    self.cache?.remember(decision, keyID: slot.entry.keyID, limits: slot.limits, cost: slot.cost, now: sentAt)
                     items[slot.index] = .decision(decision)
                     continue
                 }
@@ -92,7 +93,7 @@ public struct Decider: Sendable {
             } catch {
                 detail = "\(error)"
             }
-            switch slot.entry.plan.onBackendError {
+            switch slot.entry.plan.shadow ? .allow : slot.entry.plan.onBackendError {
             case .allow: items[slot.index] = .decision(.degradedAllow(plan: slot.entry.plan.name))
             case .deny: items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
             }
@@ -120,6 +121,7 @@ public struct Decider: Sendable {
             return .decision(remembered, headers: plan.headers)
         }
         let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
+        let sentAt = ContinuousClock.now
         let detail: String
         do {
             let reply = try await self.redis.evaluate(
@@ -133,7 +135,7 @@ public struct Decider: Sendable {
                 if plan.shadow {
                     return .decision(decision.shadowed(), headers: plan.headers)
                 }
-                self.cache?.remember(decision, keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
+                self.cache?.remember(decision, keyID: entry.keyID, limits: limits, cost: request.cost, now: sentAt)
                 return .decision(decision, headers: plan.headers)
             }
             detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
@@ -143,7 +145,8 @@ public struct Decider: Sendable {
             detail = "\(error)"
         }
         self.logger.debug("decision without Redis", metadata: ["plan": "\(plan.name)", "error": "\(detail)"])
-        switch plan.onBackendError {
+        // A shadow plan never denies, not even when Redis is down.
+        switch plan.shadow ? .allow : plan.onBackendError {
         case .allow: return .decision(.degradedAllow(plan: plan.name), headers: plan.headers)
         case .deny: return .backendUnavailable(plan: plan.name, detail: detail)
         }

@@ -125,6 +125,9 @@ struct NginxGatewayTests {
             #expect(ok.header("RateLimit-Policy") == #""throttle";q=2;w=200"#)
             #expect(ok.header("RateLimit")?.hasPrefix(#""throttle";r=\#(expected);"#) == true)
         }
+        // A client cannot pick its own cost (the site clears X-RateLimit-Cost): no free peek.
+        let sneaky = try await nginx.get("/hello", headers: ["X-API-Key": "gw-key", "X-RateLimit-Cost": "0"])
+        #expect(sneaky.status == 429)
         let limited = try await nginx.get("/hello", headers: ["Authorization": "Bearer gw-key"])
         #expect(limited.status == 429, "\(limited.status) \(limited.text)")
         #expect(limited.header("Retry-After") == "100")

@@ -109,6 +109,7 @@ struct ConfigLoaderTests {
             ("bad_headers", "plans.p.headers[1]", "ietf, legacy or openai"),
             ("bad_unit", "plans.p.throttle.unit", "requests or tokens"),
             ("slow_refill", "plans.p.throttle", "at most 100000000 seconds"),
+            ("batch_over_pending", "limits.max_batch_checks", "redis.max_pending"),
             ("duplicate_route", "plans.p.routes.post /v1/predict", "ties with"),
             ("bad_route_rate", "plans.p.routes.POST /v1/predict.rate", "positive"),
             ("missing_key", "api_keys[0]", "key or key_sha256"),

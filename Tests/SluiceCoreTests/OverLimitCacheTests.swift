@@ -30,6 +30,20 @@ struct OverLimitCacheTests {
         #expect(cache.hits == 1)
     }
 
+    @Test("a cost no limit could ever admit, or limits changed by a reload, go to Redis")
+    func costAndConfig() {
+        let cache = OverLimitCache(capacity: 100)
+        let limits = self.plan.limits(for: nil)
+        cache.remember(self.denial(retry: 1000), keyID: "a", limits: limits, cost: 1, now: self.t0)
+        #expect(cache.lookup(keyID: "a", limits: limits, cost: 6, now: self.t0) == nil, "over the burst: Redis says -1")
+        #expect(cache.lookup(keyID: "a", limits: limits, cost: 5, now: self.t0) != nil)
+        let reloaded = Plan(
+            name: "p", throttle: TokenBucket(rate: 10, burst: 50), quota: Quota(limit: 10, period: .day, offsetHours: 0),
+            routes: [], onBackendError: .deny
+        )
+        #expect(cache.lookup(keyID: "a", limits: reloaded.limits(for: nil), cost: 1, now: self.t0) == nil)
+    }
+
     @Test("peeks, never-passable denials, allowed and degraded answers are not remembered")
     func notRemembered() {
         let cache = OverLimitCache(capacity: 100)

@@ -57,13 +57,25 @@ struct AuthRouteTests {
                 h, ["X-Api-Token": "k", "X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/v1/models/other/predict"]
             )
             #expect(traefik.status == .tooManyRequests && traefik.deniedBy == "route:POST /v1/models/{model}/predict")
-            // Envoy's ext_authz: the original path after /v1/auth, with the original method.
+            // Envoy's ext_authz: the original path after /v1/auth, with the original method;
+            // allowed is 200 there (Envoy takes nothing else as allowed).
+            let envoyAllowed = try await h.send(
+                "/v1/auth/v1/other", method: .get, headers: [HTTPField.Name("X-Api-Token")!: "k"], body: nil
+            )
+            #expect(envoyAllowed.status == .ok && envoyAllowed.header("RateLimit") != nil)
+            // The path wins over route headers a client could have set.
+            let spoofed = try await h.send(
+                "/v1/auth/v1/models/x/predict", method: .post,
+                headers: [HTTPField.Name("X-Api-Token")!: "k", HTTPField.Name("X-Forwarded-Method")!: "GET", HTTPField.Name("X-Forwarded-Uri")!: "/cheap"],
+                body: nil
+            )
+            #expect(spoofed.status == .tooManyRequests && spoofed.deniedBy == "route:POST /v1/models/{model}/predict")
             let envoy = try await h.send(
                 "/v1/auth/v1/models/third/predict?q=1", method: .post, headers: [HTTPField.Name("X-Api-Token")!: "k"], body: nil
             )
             #expect(envoy.status == .tooManyRequests && envoy.deniedBy == "route:POST /v1/models/{model}/predict")
-            // The plan throttle was never touched by the route.
-            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 2)
+            // The plan throttle was touched only by the one non-route request.
+            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 1)
         }
     }
 
@@ -77,6 +89,9 @@ struct AuthRouteTests {
             #expect(basic.status == .unauthorized)
             let unknown = try await self.auth(h, ["X-Api-Token": "stranger"])
             #expect(unknown.status == .forbidden && unknown.deniedBy == "unknown_api_key")
+            // A peek through forward auth would let every request through: refused.
+            let peek = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": "0"])
+            #expect(peek.status == .badRequest && peek.errorCode == "invalid_cost")
             for bad in ["-1", "1.5", "abc", "", "99999999999999999999999"] {
                 let r = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": bad])
                 #expect(r.status == .badRequest, "cost \(bad)")
@@ -86,7 +101,7 @@ struct AuthRouteTests {
             #expect(tooBig.errorCode == "cost_too_large")
             // A long query string is not a long route: it plays no part in matching.
             let longQuery = try await self.auth(
-                h, ["X-Api-Token": "k", "X-RateLimit-Cost": "0", "X-Original-Method": "GET",
+                h, ["X-Api-Token": "k", "X-Original-Method": "GET",
                     "X-Original-URI": "/v1/files?sig=" + String(repeating: "a", count: 2000)]
             )
             #expect(longQuery.status == .noContent)
@@ -94,9 +109,9 @@ struct AuthRouteTests {
             #expect(halfRoute.status == .badRequest && halfRoute.errorCode == "invalid_route")
             let badRoute = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "GET", "X-Original-URI": "nopath"])
             #expect(badRoute.status == .badRequest && badRoute.errorCode == "invalid_route")
-            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 2)
-            // A cost header is honoured.
-            let cost = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": "2"])
+            #expect(try await h.check(key: "k", cost: 0).remaining(of: "throttle") == 1)
+            // A cost header is honoured (the quota counts tokens).
+            let cost = try await self.auth(h, ["X-Api-Token": "k", "X-RateLimit-Cost": "1"])
             #expect(cost.status == .noContent)
             #expect(try await h.check(key: "k", cost: 0).remaining(of: "quota") == 98)
         }

@@ -28,7 +28,7 @@ struct OverLimitCacheServerTests {
             let before = try await Self.evalshaCalls(redis)
             #expect(before == 2, "two decisions so far")
             for _ in 0..<20 {
-                let again = try await h.check(key: "k", cost: 2)
+                let again = try await h.check(key: "k", cost: 1)
                 #expect(again.allowed == false && again.deniedBy == "throttle" && (again.retryAfterMs ?? 0) > 0)
                 #expect(again.header("Retry-After") != nil)
             }

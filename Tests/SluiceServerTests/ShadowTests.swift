@@ -35,6 +35,10 @@ struct ShadowTests {
             // Only the first request consumed anything: the bucket shows exactly one token gone.
             let stored = try await redis.cliAsync("--scan", "--pattern", "sl:*")
             #expect(stored.split(whereSeparator: \.isNewline).count == 1)
+            // Redis down: a shadow plan still never denies (its default on_backend_error is deny).
+            redis.stop()
+            let down = try await h.check(key: "s")
+            #expect(down.status == .ok && down.allowed == true && down.json["degraded"] as? Bool == true)
         }
     }
 }

@@ -193,6 +193,13 @@ private struct Validator {
             maxBatchChecks: self.bounded(file.limits?.maxBatchChecks, "limits.max_batch_checks", default: defaults.maxBatchChecks, 1...100_000)
         )
 
+        if bounds.maxBatchChecks > maxPending {
+            self.fail(
+                "limits.max_batch_checks",
+                "must not exceed redis.max_pending (\(maxPending)): a batch is written to one connection at once"
+            )
+        }
+
         // over_limit_cache (on by default)
         var cacheEntries = self.bounded(file.overLimitCache?.maxEntries, "over_limit_cache.max_entries", default: 100_000, 2...10_000_000)
         if file.overLimitCache?.enabled == false {

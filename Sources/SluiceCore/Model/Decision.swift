@@ -94,9 +94,11 @@ public struct Decision: Sendable, Hashable {
     /// marked with the limit that would have denied it (nothing was consumed: a denied
     /// request never consumes). Unknown keys stay denied.
     public func shadowed() -> Decision {
-        guard !self.allowed, self.reason != .unknownAPIKey, let deniedBy = self.deniedBy else { return self }
+        guard !self.allowed, self.reason != .unknownAPIKey, let deniedBy = self.deniedBy, let plan = self.plan else { return self }
+        // Reported as an allowed answer is: the limit with the least remaining.
+        let allowed = Decision.combine(plan: plan, allowed: true, limits: self.limits)
         return Decision(
-            allowed: true, plan: self.plan, limit: self.limit, remaining: self.remaining, resetAfterMs: self.resetAfterMs,
+            allowed: true, plan: plan, limit: allowed.limit, remaining: allowed.remaining, resetAfterMs: allowed.resetAfterMs,
             retryAfterMs: 0, deniedBy: nil, reason: nil, limits: self.limits, degraded: self.degraded, shadowDeniedBy: deniedBy
         )
     }

@@ -22,6 +22,8 @@ public final class OverLimitCache: Sendable {
         let until: ContinuousClock.Instant
         let deniedAt: ContinuousClock.Instant
         let decision: Decision
+        /// The limits as they were configured: a reload that changes them makes the entry moot.
+        let limits: [Limit]
     }
 
     struct Generations {
@@ -64,7 +66,9 @@ public final class OverLimitCache: Sendable {
                     state.old[key] = nil
                     continue
                 }
-                guard cost >= entry.cost, entry.decision.limits.map(\.name) == limits.map(\.name) else { continue }
+                // Same limits, same configuration; a cost no limit's capacity rules out (so that
+                // a never-passable cost still gets Redis's -1 answer).
+                guard cost >= entry.cost, entry.limits == limits, limits.allSatisfy({ cost <= $0.capacity }) else { continue }
                 if state.young[key] == nil {
                     state.old[key] = nil
                     Self.insert(key, entry, into: &state, half: self.half)
@@ -82,12 +86,15 @@ public final class OverLimitCache: Sendable {
     ///   - keyID: the API key's id.
     ///   - limits: the limits the request needed.
     ///   - cost: the request's cost.
-    ///   - now: when the answer came.
+    ///   - now: when the request was sent to Redis (the wait counts from when the script ran,
+    ///     which is no earlier than that).
     public func remember(_ decision: Decision, keyID: String, limits: [Limit], cost: Int, now: ContinuousClock.Instant) {
         guard cost > 0, !decision.allowed, !decision.degraded, decision.retryAfterMs > 0,
             let denying = limits.first(where: { $0.name == decision.deniedBy })
         else { return }
-        let entry = Entry(cost: cost, until: now + .milliseconds(decision.retryAfterMs), deniedAt: now, decision: decision)
+        let entry = Entry(
+            cost: cost, until: now + .milliseconds(decision.retryAfterMs), deniedAt: now, decision: decision, limits: limits
+        )
         let key = Key(keyID: keyID, limit: denying.keySuffix)
         self.state.withLock { state in
             state.old[key] = nil

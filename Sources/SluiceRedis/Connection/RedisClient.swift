@@ -237,29 +237,29 @@ public final class RedisClient: Service, Sendable {
         let pool = self.pool(for: eventLoop)
         let deadline = pool.eventLoop.now + self.shared.configuration.commandTimeout
         var commands: [ByteBuffer] = []
+        var sent: [EventLoopPromise<RedisReply>] = []
         var promises: [EventLoopPromise<RedisReply>] = []
         var evalshas: [[RedisArgument]] = []
         commands.reserveCapacity(calls.count)
-        var buffer = ByteBufferAllocator().buffer(capacity: 256 * calls.count)
         for call in calls {
             var evalsha: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(call.keys.count)]
             evalsha.append(contentsOf: call.keys)
             evalsha.append(contentsOf: call.arguments)
             evalshas.append(evalsha)
             let promise = pool.eventLoop.makePromise(of: RedisReply.self)
-            buffer.clear()
+            promises.append(promise)
             do {
-                try RESPEncoder.encode(evalsha, into: &buffer)
-                commands.append(buffer)
-                promises.append(promise)
+                // One buffer per command, sized for it.
+                commands.append(try RESPEncoder.encode(evalsha))
+                sent.append(promise)
             } catch {
                 promise.fail(error)
             }
         }
         if pool.eventLoop.inEventLoop {
-            pool.send(commands, deadline: deadline, promises: promises)
+            pool.send(commands, deadline: deadline, promises: sent)
         } else {
-            pool.eventLoop.execute { pool.send(commands, deadline: deadline, promises: promises) }
+            pool.eventLoop.execute { pool.send(commands, deadline: deadline, promises: sent) }
         }
 
         let commandTimeout = self.shared.configuration.commandTimeout

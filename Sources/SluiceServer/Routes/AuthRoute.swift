@@ -50,10 +50,12 @@ struct AuthRoute: Sendable {
         }
         let snapshot = self.store.current
         let checkRequest = try self.checkRequest(from: request.headers, pathRoute: suffixRoute, snapshot: snapshot)
+        // Envoy's ext_authz (the path form) takes only 200 as "allowed"; the others take any 2xx.
+        let allowedStatus: HTTPResponse.Status = suffixRoute == nil ? .noContent : .ok
         switch await self.decider.decide(checkRequest, rules: snapshot.config.rules, on: context.eventLoop) {
         case .decision(let decision, let styles):
             if decision.allowed {
-                return DecisionResponse.emptyResponse(for: decision, styles: styles, status: .noContent)
+                return DecisionResponse.emptyResponse(for: decision, styles: styles, status: allowedStatus)
             }
             if decision.reason == .unknownAPIKey {
                 return DecisionResponse.response(for: decision, styles: styles, status: .forbidden, allocator: ByteBufferAllocator())
@@ -90,7 +92,14 @@ struct AuthRoute: Sendable {
         var route: RequestRoute?
         let method = headers[Self.originalMethod] ?? headers[Self.forwardedMethod]
         let target = headers[Self.originalURI] ?? headers[Self.forwardedURI]
-        if let method, let target {
+        if let pathRoute {
+            // The path form (Envoy) carries the request itself: headers a client could have
+            // set do not override it.
+            guard pathRoute.description.utf8.count <= bounds.maxRouteBytes else {
+                throw APIError(.badRequest, code: "route_too_long", message: "the route is longer than \(bounds.maxRouteBytes) bytes")
+            }
+            route = pathRoute
+        } else if let method, let target {
             // The query string plays no part in matching: only method and path count.
             let pathLength = target.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
                 .map { target.utf8.distance(from: target.utf8.startIndex, to: $0) } ?? target.utf8.count
@@ -103,11 +112,6 @@ struct AuthRoute: Sendable {
             route = parsed
         } else if method != nil || target != nil {
             throw APIError(.badRequest, code: "invalid_route", message: "send both the original method and the original URI")
-        } else if let pathRoute {
-            guard pathRoute.description.utf8.count <= bounds.maxRouteBytes else {
-                throw APIError(.badRequest, code: "route_too_long", message: "the route is longer than \(bounds.maxRouteBytes) bytes")
-            }
-            route = pathRoute
         }
 
         var cost = 1
@@ -118,6 +122,11 @@ struct AuthRoute: Sendable {
             }
             guard let value = Int(trimmed), value <= bounds.maxCost else {
                 throw APIError(.badRequest, code: "cost_too_large", message: "X-RateLimit-Cost is larger than \(bounds.maxCost)")
+            }
+            // A peek answers "would it pass" and consumes nothing: as a gateway's gate it would
+            // let every request through, so forward auth never peeks.
+            guard value >= 1 else {
+                throw APIError(.badRequest, code: "invalid_cost", message: "X-RateLimit-Cost must be at least 1 on /v1/auth")
             }
             cost = value
         }
