@@ -162,7 +162,7 @@ public enum PathNormalizer {
         var index = 0
         while index < utf8.count {
             if utf8[index] == UInt8(ascii: "%"), index + 2 < utf8.count,
-                let high = self.hexValue(utf8[index + 1]), let low = self.hexValue(utf8[index + 2])
+                let high = Hex.value(utf8[index + 1]), let low = Hex.value(utf8[index + 2])
             {
                 bytes.append(high << 4 | low)
                 index += 3
@@ -172,14 +172,5 @@ public enum PathNormalizer {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }

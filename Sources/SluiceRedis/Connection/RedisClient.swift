@@ -202,27 +202,36 @@ public final class RedisClient: Service, Sendable {
         evalsha.append(contentsOf: arguments)
         let command = evalsha
         let pool = self.pool(for: eventLoop)
-        let commandTimeout = self.shared.configuration.commandTimeout
-        let logger = self.shared.logger
         return self.send(command, on: pool.eventLoop).flatMap { reply in
-            guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
-                return pool.eventLoop.makeSucceededFuture(reply)
-            }
-            logger.info("Redis lost the script; loading it again", metadata: ["script": "\(script.name)"])
-            let load = pool.eventLoop.makePromise(of: RedisReply.self)
-            let retry = pool.eventLoop.makePromise(of: RedisReply.self)
-            do {
-                let commands = [
-                    try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
-                    try RESPEncoder.encode(command),
-                ]
-                pool.send(commands, deadline: .now() + commandTimeout, promises: [load, retry])
-            } catch {
-                load.fail(error)
-                retry.fail(error)
-            }
-            return retry.futureResult
+            self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
         }
+    }
+
+    /// The reply itself, or, when Redis lost the script (NOSCRIPT, after a restart or SCRIPT
+    /// FLUSH), the reply of SCRIPT LOAD + EVALSHA sent again, pipelined, once.
+    private func reloadingIfLost(
+        _ reply: RedisReply,
+        script: RedisScript,
+        evalsha: [RedisArgument],
+        pool: EventLoopConnections
+    ) -> EventLoopFuture<RedisReply> {
+        guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
+            return pool.eventLoop.makeSucceededFuture(reply)
+        }
+        self.shared.logger.info("Redis lost the script; loading it again", metadata: ["script": "\(script.name)"])
+        let load = pool.eventLoop.makePromise(of: RedisReply.self)
+        let retry = pool.eventLoop.makePromise(of: RedisReply.self)
+        do {
+            let commands = [
+                try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
+                try RESPEncoder.encode(evalsha),
+            ]
+            pool.send(commands, deadline: pool.eventLoop.now + self.shared.configuration.commandTimeout, promises: [load, retry])
+        } catch {
+            load.fail(error)
+            retry.fail(error)
+        }
+        return retry.futureResult
     }
 
     /// Runs a script once per call, all calls written to one connection in one go (one
@@ -262,25 +271,9 @@ public final class RedisClient: Service, Sendable {
             pool.eventLoop.execute { pool.send(commands, deadline: deadline, promises: sent) }
         }
 
-        let commandTimeout = self.shared.configuration.commandTimeout
         return zip(promises, evalshas).map { promise, evalsha in
             promise.futureResult.flatMap { reply in
-                guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
-                    return pool.eventLoop.makeSucceededFuture(reply)
-                }
-                let load = pool.eventLoop.makePromise(of: RedisReply.self)
-                let retry = pool.eventLoop.makePromise(of: RedisReply.self)
-                do {
-                    let again = [
-                        try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
-                        try RESPEncoder.encode(evalsha),
-                    ]
-                    pool.send(again, deadline: .now() + commandTimeout, promises: [load, retry])
-                } catch {
-                    load.fail(error)
-                    retry.fail(error)
-                }
-                return retry.futureResult
+                self.reloadingIfLost(reply, script: script, evalsha: evalsha, pool: pool)
             }
         }
     }
