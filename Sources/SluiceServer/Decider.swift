@@ -66,9 +66,9 @@ public struct Decider: Sendable {
                     items[index] = .decision(remembered)
                     continue
                 }
-                let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
+                let call = DecisionScript.encodedCall(entry: entry, limits: limits, cost: request.cost)
                 pending.append((index, entry, limits, request.cost))
-                calls.append((call.keys.map { RedisArgument($0) }, call.arguments.map { RedisArgument($0) }))
+                calls.append((call.keys.map { RedisArgument(bytes: $0) }, call.arguments.map { RedisArgument(bytes: $0) }))
             }
         }
         let sentAt = ContinuousClock.now
@@ -120,14 +120,14 @@ public struct Decider: Sendable {
         {
             return .decision(remembered, headers: plan.headers)
         }
-        let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
+        let call = DecisionScript.encodedCall(entry: entry, limits: limits, cost: request.cost)
         let sentAt = ContinuousClock.now
         let detail: String
         do {
             let reply = try await self.redis.evaluate(
                 .decide,
-                keys: call.keys.map { RedisArgument($0) },
-                arguments: call.arguments.map { RedisArgument($0) },
+                keys: call.keys.map { RedisArgument(bytes: $0) },
+                arguments: call.arguments.map { RedisArgument(bytes: $0) },
                 on: eventLoop
             ).get()
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {

@@ -72,5 +72,9 @@ struct DecisionTests {
         #expect(call.arguments == ["0", "3", "b", "250000", "2", "0", "q", "7", "m", "10800"])
         let injected = DecisionScript.call(entry: entry, limits: plan.limits(for: nil), cost: 0, nowMicros: 42)
         #expect(injected.arguments.prefix(2) == ["42", "0"])
+        // The hot path's byte form is the same call.
+        let encoded = DecisionScript.encodedCall(entry: entry, limits: plan.limits(for: nil), cost: 3)
+        #expect(encoded.keys == call.keys.map { Array($0.utf8) })
+        #expect(encoded.arguments == call.arguments.map { Array($0.utf8) })
     }
 }

@@ -9,6 +9,30 @@ public enum DecisionScript {
         public let arguments: [String]
     }
 
+    /// KEYS and ARGV of one script call as the bytes sent to Redis: the hot path's form,
+    /// assembled from bytes built once per config load.
+    public struct EncodedCall: Sendable, Hashable {
+        /// One state key per limit.
+        public let keys: [[UInt8]]
+        /// Clock override, cost, then four arguments per limit.
+        public let arguments: [[UInt8]]
+    }
+
+    private static let liveClock: [UInt8] = Array("0".utf8)
+
+    /// The call for one request, as bytes (the same call as ``call(entry:limits:cost:nowMicros:)``).
+    public static func encodedCall(entry: KeyEntry, limits: [Limit], cost: Int) -> EncodedCall {
+        var keys: [[UInt8]] = []
+        keys.reserveCapacity(limits.count)
+        var arguments: [[UInt8]] = [self.liveClock, Array(String(cost).utf8)]
+        arguments.reserveCapacity(2 + 4 * limits.count)
+        for limit in limits {
+            keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
+            arguments.append(contentsOf: limit.scriptArgumentBytes)
+        }
+        return EncodedCall(keys: keys, arguments: arguments)
+    }
+
     /// A reply that is not what the script returns.
     public struct MalformedReply: Error, Sendable, CustomStringConvertible {
         public let description: String

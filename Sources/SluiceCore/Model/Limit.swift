@@ -88,6 +88,9 @@ public struct Limit: Sendable, Hashable {
     public let unit: LimitUnit
     /// Its four arguments to the decision script, built once.
     let scriptArguments: [String]
+    /// The same as bytes, and the key suffix as bytes: nothing per request.
+    let scriptArgumentBytes: [[UInt8]]
+    let keySuffixBytes: [UInt8]
 
     /// Creates a limit.
     public init(name: String, kind: Kind, keySuffix: String, unit: LimitUnit = .requests) {
@@ -101,6 +104,8 @@ public struct Limit: Sendable, Hashable {
         case .quota(let quota):
             self.scriptArguments = ["q", String(quota.limit), quota.period.scriptCode, String(quota.offsetHours * 3600)]
         }
+        self.scriptArgumentBytes = self.scriptArguments.map { Array($0.utf8) }
+        self.keySuffixBytes = Array(keySuffix.utf8)
     }
 
     /// The limit's capacity: a bucket's burst or a quota's units per window.
