@@ -28,7 +28,11 @@ struct RedisClientTests {
             ),
             eventLoopGroup: group,
             scripts: scripts,
-            logger: Logger(label: "test")
+            logger: {
+                var logger = Logger(label: "test")
+                logger.logLevel = .critical
+                return logger
+            }()
         )
     }
 
