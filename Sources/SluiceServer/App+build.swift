@@ -36,8 +36,38 @@ public func buildApplication(
     AuthRoute(decider: decider, store: store).register(on: router)
     HealthRoutes(redis: redis, store: store).register(on: router)
     var services: [any Service] = [redis]
+    var reloader: ConfigReloader?
     if let source {
-        services.append(ConfigReloader(store: store, source: source, cache: cache, logger: logger))
+        let configReloader = ConfigReloader(store: store, source: source, cache: cache, logger: logger)
+        reloader = configReloader
+        services.append(configReloader)
+    }
+    if let admin = config.admin {
+        let adminRoutes = AdminRoutes(store: store, reloader: reloader)
+        if admin.port == config.port && admin.host == config.host {
+            // One listener serves both.
+            adminRoutes.register(on: router)
+        } else {
+            let adminRouter = Router(context: BasicRequestContext.self)
+            adminRouter.add(middleware: ErrorMiddleware())
+            adminRoutes.register(on: adminRouter)
+            let adminLogger: Logger = {
+                var adminLogger = logger
+                adminLogger[metadataKey: "listener"] = "admin"
+                return adminLogger
+            }()
+            services.append(
+                Application(
+                    router: adminRouter,
+                    configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: "sluice-admin"),
+                    onServerRunning: { channel in
+                        adminLogger.info("admin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                    },
+                    eventLoopGroupProvider: .shared(eventLoopGroup),
+                    logger: adminLogger
+                )
+            )
+        }
     }
 
     for warning in config.warnings {

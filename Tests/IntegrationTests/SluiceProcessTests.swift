@@ -294,3 +294,42 @@ struct ConfigReloadTests {
         #expect(await sluice.terminate() == 0)
     }
 }
+
+@Suite("admin listener", .serialized)
+struct AdminListenerTests {
+    @Test("its own port: reload through the API, broken files rejected with the check-config messages; not served on the decision port")
+    func separateListener() async throws {
+        let redis = try RedisServer()
+        let adminPort = try FreePort.find()
+        let base = "redis: { url: \(redis.url) }\nplans: { p: { throttle: { rate: 1, burst: 1 } } }\n"
+        let sluice = try SluiceProcess(
+            yaml: base + "api_keys: [ { key: a, plan: p } ]\n",
+            environment: ["SLUICE_ADMIN_PORT": String(adminPort), "SLUICE_ADMIN_TOKENS": "t1, t2"]
+        )
+        try await sluice.waitUntilReady()
+        let auth = ["Authorization": "Bearer t2"]
+        var up = false
+        for _ in 0..<100 {
+            if let r = try? await HTTPTestClient.request(port: adminPort, path: "/admin/v1/plans", headers: auth, timeout: 1), r.status == 200 {
+                up = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(up, "\(sluice.log)")
+        #expect(try await HTTPTestClient.request(port: sluice.port, path: "/admin/v1/plans", headers: auth).status == 404)
+
+        try (base + "api_keys: [ { key: a, plan: p }, { key: b, plan: p } ]\n").write(to: sluice.configPath, atomically: true, encoding: .utf8)
+        let reloaded = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
+        #expect(reloaded.status == 200 && reloaded.json["api_keys"] as? Int == 2)
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"b"}"#).json["plan"] as? String == "p")
+
+        try "plans: { p: { quota: { limit: 5, period: year } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
+        let rejected = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
+        #expect(rejected.status == 400)
+        let message = (rejected.json["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("plans.p.quota.period: must be day, week or month"))
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"b"}"#).json["plan"] as? String == "p")
+        #expect(await sluice.terminate() == 0)
+    }
+}

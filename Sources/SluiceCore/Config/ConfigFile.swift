@@ -8,9 +8,10 @@ struct ConfigFile: Decodable {
     var plans: [String: PlanSection]?
     var apiKeys: [APIKeySection]?
     var overLimitCache: OverLimitCacheSection?
+    var admin: AdminSection?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case redis, server, limits, logging, plans
+        case redis, server, limits, logging, plans, admin
         case apiKeys = "api_keys"
         case overLimitCache = "over_limit_cache"
     }
@@ -25,6 +26,26 @@ struct ConfigFile: Decodable {
         self.plans = try c.decodeIfPresent([String: PlanSection].self, forKey: .plans)
         self.apiKeys = try c.decodeIfPresent([APIKeySection].self, forKey: .apiKeys)
         self.overLimitCache = try c.decodeIfPresent(OverLimitCacheSection.self, forKey: .overLimitCache)
+        self.admin = try c.decodeIfPresent(AdminSection.self, forKey: .admin)
+    }
+
+    struct AdminSection: Decodable {
+        var host: String?
+        var port: Int?
+        var tokensSHA256: [String]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case host, port
+            case tokensSHA256 = "tokens_sha256"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.host = try c.decodeIfPresent(String.self, forKey: .host)
+            self.port = try c.decodeIfPresent(Int.self, forKey: .port)
+            self.tokensSHA256 = try c.decodeIfPresent([String].self, forKey: .tokensSHA256)
+        }
     }
 
     struct OverLimitCacheSection: Decodable {

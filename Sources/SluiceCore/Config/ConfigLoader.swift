@@ -200,6 +200,36 @@ private struct Validator {
             )
         }
 
+        // admin: on when a port or tokens are configured (tokens alone: port 9090)
+        var admin: SluiceConfig.Admin?
+        var adminHost = file.admin?.host ?? "127.0.0.1"
+        if let env = self.environment["SLUICE_ADMIN_HOST"] { adminHost = env }
+        var adminPort = file.admin?.port
+        if let env = self.environment["SLUICE_ADMIN_PORT"] {
+            if let value = Int(env), (0...65535).contains(value) { adminPort = value } else {
+                self.fail("", "must be an integer 0-65535, not \"\(env)\"", source: "SLUICE_ADMIN_PORT")
+            }
+        } else if let value = adminPort, !(0...65535).contains(value) {
+            self.fail("admin.port", "must be 0-65535")
+        }
+        var digests: [[UInt8]] = []
+        if let env = self.environment["SLUICE_ADMIN_TOKENS"] {
+            // Raw tokens from the environment replace the file's digests.
+            digests = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { KeyDigester.sha256(of: $0) }
+        } else {
+            for (index, hex) in (file.admin?.tokensSHA256 ?? []).enumerated() {
+                if hex.utf8.count == 64, let bytes = Hex.decode(hex) {
+                    digests.append(bytes)
+                } else {
+                    self.fail("admin.tokens_sha256[\(index)]", "must be 64 hexadecimal characters (the SHA-256 of a token)")
+                }
+            }
+        }
+        if adminPort != nil || !digests.isEmpty {
+            admin = SluiceConfig.Admin(host: adminHost, port: adminPort ?? 9090, tokenDigests: digests)
+        }
+
         // over_limit_cache (on by default)
         var cacheEntries = self.bounded(file.overLimitCache?.maxEntries, "over_limit_cache.max_entries", default: 100_000, 2...10_000_000)
         if file.overLimitCache?.enabled == false {
@@ -291,6 +321,7 @@ private struct Validator {
 
         guard self.problems.isEmpty else { return nil }
         return SluiceConfig(
+            admin: admin,
             redis: .init(
                 url: redisURL,
                 timeoutMs: timeoutMs,

@@ -14,6 +14,18 @@ public struct SluiceConfig: Sendable {
         public var maxPending: Int
     }
 
+    /// The admin listener (section `admin`).
+    public struct Admin: Sendable, Hashable {
+        /// Address it binds.
+        public var host: String
+        /// Port it binds; equal to the decision port: one listener serves both.
+        public var port: Int
+        /// SHA-256 digests of the accepted bearer tokens; empty: the admin API is disabled (404).
+        public var tokenDigests: [[UInt8]]
+    }
+
+    /// The admin listener; nil when neither an admin port nor admin tokens are configured.
+    public var admin: Admin?
     /// Redis settings.
     public var redis: Redis
     /// Address the decision listener binds.

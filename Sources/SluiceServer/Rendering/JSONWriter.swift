@@ -44,6 +44,16 @@ struct JSONWriter {
         self.needsComma = true
     }
 
+    mutating func field(_ key: String, number value: Double) {
+        self.key(key)
+        if value == value.rounded(), abs(value) < 1e15 {
+            self.buffer.writeString(String(Int64(value)))
+        } else {
+            self.buffer.writeString(String(value))
+        }
+        self.needsComma = true
+    }
+
     mutating func field(_ key: String, _ value: Bool) {
         self.key(key)
         self.buffer.writeString(value ? "true" : "false")
