@@ -265,10 +265,12 @@ public final class RedisClient: Service, Sendable {
                 promise.fail(error)
             }
         }
+        let batch = commands
+        let batchPromises = sent
         if pool.eventLoop.inEventLoop {
-            pool.send(commands, deadline: deadline, promises: sent)
+            pool.send(batch, deadline: deadline, promises: batchPromises)
         } else {
-            pool.eventLoop.execute { pool.send(commands, deadline: deadline, promises: sent) }
+            pool.eventLoop.execute { pool.send(batch, deadline: deadline, promises: batchPromises) }
         }
 
         return zip(promises, evalshas).map { promise, evalsha in
