@@ -36,106 +36,57 @@ public struct Decider: Sendable {
         case error(code: String, message: String)
     }
 
-    /// Decides many requests with one pipelined write to Redis (one round trip for the batch).
-    /// Items that need no Redis (invalid, unknown key, no limits) are answered at once.
-    public func decideBatch(
-        _ requests: [Result<CheckRequest, InputError>],
-        rules: RuleSet,
-        on eventLoop: (any EventLoop)?
-    ) async -> [BatchItem] {
-        var items = [BatchItem?](repeating: nil, count: requests.count)
-        var pending: [(index: Int, entry: KeyEntry, limits: [Limit], cost: Int)] = []
-        var calls: [(keys: [RedisArgument], arguments: [RedisArgument])] = []
-        for (index, request) in requests.enumerated() {
-            switch request {
-            case .failure(let error):
-                items[index] = .error(code: error.code, message: error.message)
-            case .success(let request):
-                guard let entry = rules.resolve(apiKey: request.apiKey) else {
-                    items[index] = .decision(.unknownKey)
-                    continue
-                }
-                let limits = entry.plan.limits(for: request.route)
-                if limits.isEmpty {
-                    items[index] = .decision(.unlimited(plan: entry.plan.name))
-                    continue
-                }
-                if !entry.plan.shadow,
-                    let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
-                {
-                    items[index] = .decision(remembered)
-                    continue
-                }
-                let call = DecisionScript.encodedCall(entry: entry, limits: limits, cost: request.cost)
-                pending.append((index, entry, limits, request.cost))
-                calls.append((call.keys.map { RedisArgument(bytes: $0) }, call.arguments.map { RedisArgument(bytes: $0) }))
-            }
-        }
-        let sentAt = ContinuousClock.now
-        let futures = calls.isEmpty ? [] : self.redis.evaluateBatch(.decide, calls: calls, on: eventLoop)
-        for (slot, future) in zip(pending, futures) {
-            let detail: String
-            do {
-                let reply = try await future.get()
-                if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
-                    let decision = try DecisionScript.decision(plan: slot.entry.plan, limits: slot.limits, values: values)
-                    if slot.entry.plan.shadow {
-                        items[slot.index] = .decision(decision.shadowed())
-                        continue
-                    }
-                    self.cache?.remember(decision, keyID: slot.entry.keyID, limits: slot.limits, cost: slot.cost, now: sentAt)
-                    items[slot.index] = .decision(decision)
-                    continue
-                }
-                detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
-            } catch let error as SluiceRedisError {
-                detail = error.message
-            } catch {
-                detail = "\(error)"
-            }
-            switch slot.entry.plan.shadow ? .allow : slot.entry.plan.onBackendError {
-            case .allow: items[slot.index] = .decision(.degradedAllow(plan: slot.entry.plan.name))
-            case .deny: items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
-            }
-        }
-        return items.map { $0 ?? .error(code: "internal_error", message: "no answer") }
+    /// A request that needs the decision script, with everything needed to finish it.
+    struct Pending {
+        let entry: KeyEntry
+        let limits: [Limit]
+        let cost: Int
+        let keys: [RedisArgument]
+        let arguments: [RedisArgument]
     }
 
-    /// Decides one request.
-    /// - Parameters:
-    ///   - request: the validated request.
-    ///   - rules: the plans and keys in force.
-    ///   - eventLoop: the caller's event loop, whose Redis connection to use.
-    public func decide(_ request: CheckRequest, rules: RuleSet, on eventLoop: (any EventLoop)?) async -> Outcome {
+    /// The steps before Redis: the answer when none is needed (unknown key, no limits,
+    /// a remembered denial), else the script call to make.
+    enum Preparation {
+        case answered(Decision, headers: Set<HeaderStyle>)
+        case needsRedis(Pending)
+    }
+
+    func prepare(_ request: CheckRequest, rules: RuleSet) -> Preparation {
         guard let entry = rules.resolve(apiKey: request.apiKey) else {
-            return .decision(.unknownKey, headers: [.ietf])
+            return .answered(.unknownKey, headers: [.ietf])
         }
         let plan = entry.plan
         let limits = plan.limits(for: request.route)
         if limits.isEmpty {
-            return .decision(.unlimited(plan: plan.name), headers: plan.headers)
+            return .answered(.unlimited(plan: plan.name), headers: plan.headers)
         }
-        if !plan.shadow, let cache = self.cache,
-            let remembered = cache.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now)
-        {
-            return .decision(remembered, headers: plan.headers)
+        if !plan.shadow, let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now) {
+            return .answered(remembered, headers: plan.headers)
         }
-        let call = DecisionScript.encodedCall(entry: entry, limits: limits, cost: request.cost)
-        let sentAt = ContinuousClock.now
+        let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
+        return .needsRedis(
+            Pending(
+                entry: entry, limits: limits, cost: request.cost,
+                keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
+            )
+        )
+    }
+
+    /// The steps after Redis: the script's reply (or the failure to get one) made into a
+    /// decision (shadowed, remembered) or, for a plan that fails closed, why Redis could not answer.
+    /// - Parameter sentAt: when the call went to Redis; a remembered denial's wait counts from it.
+    func finish(_ pending: Pending, reply: Result<RedisReply, any Error>, sentAt: ContinuousClock.Instant) -> Outcome {
+        let plan = pending.entry.plan
         let detail: String
         do {
-            let reply = try await self.redis.evaluate(
-                .decide,
-                keys: call.keys.map { RedisArgument(bytes: $0) },
-                arguments: call.arguments.map { RedisArgument(bytes: $0) },
-                on: eventLoop
-            ).get()
+            let reply = try reply.get()
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
-                let decision = try DecisionScript.decision(plan: plan, limits: limits, values: values)
+                let decision = try DecisionScript.decision(plan: plan, limits: pending.limits, values: values)
                 if plan.shadow {
                     return .decision(decision.shadowed(), headers: plan.headers)
                 }
-                self.cache?.remember(decision, keyID: entry.keyID, limits: limits, cost: request.cost, now: sentAt)
+                self.cache?.remember(decision, keyID: pending.entry.keyID, limits: pending.limits, cost: pending.cost, now: sentAt)
                 return .decision(decision, headers: plan.headers)
             }
             detail = reply.errorMessage.map { "Redis replied \($0)" } ?? "unexpected reply from the decision script"
@@ -149,6 +100,62 @@ public struct Decider: Sendable {
         switch plan.shadow ? .allow : plan.onBackendError {
         case .allow: return .decision(.degradedAllow(plan: plan.name), headers: plan.headers)
         case .deny: return .backendUnavailable(plan: plan.name, detail: detail)
+        }
+    }
+
+    /// Decides many requests with one pipelined write to Redis (one round trip for the batch).
+    /// Items that need no Redis (invalid, unknown key, no limits) are answered at once.
+    public func decideBatch(
+        _ requests: [Result<CheckRequest, InputError>],
+        rules: RuleSet,
+        on eventLoop: (any EventLoop)?
+    ) async -> [BatchItem] {
+        var items = [BatchItem?](repeating: nil, count: requests.count)
+        var pending: [(index: Int, call: Pending)] = []
+        for (index, request) in requests.enumerated() {
+            switch request.map({ self.prepare($0, rules: rules) }) {
+            case .failure(let error):
+                items[index] = .error(code: error.code, message: error.message)
+            case .success(.answered(let decision, _)):
+                items[index] = .decision(decision)
+            case .success(.needsRedis(let call)):
+                pending.append((index, call))
+            }
+        }
+        let sentAt = ContinuousClock.now
+        let calls = pending.map { (keys: $0.call.keys, arguments: $0.call.arguments) }
+        let futures = calls.isEmpty ? [] : self.redis.evaluateBatch(.decide, calls: calls, on: eventLoop)
+        for (slot, future) in zip(pending, futures) {
+            let reply: Result<RedisReply, any Error>
+            do { reply = .success(try await future.get()) } catch { reply = .failure(error) }
+            switch self.finish(slot.call, reply: reply, sentAt: sentAt) {
+            case .decision(let decision, _):
+                items[slot.index] = .decision(decision)
+            case .backendUnavailable(_, let detail):
+                items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
+            }
+        }
+        return items.map { $0 ?? .error(code: "internal_error", message: "no answer") }
+    }
+
+    /// Decides one request.
+    /// - Parameters:
+    ///   - request: the validated request.
+    ///   - rules: the plans and keys in force.
+    ///   - eventLoop: the caller's event loop, whose Redis connection to use.
+    public func decide(_ request: CheckRequest, rules: RuleSet, on eventLoop: (any EventLoop)?) async -> Outcome {
+        switch self.prepare(request, rules: rules) {
+        case .answered(let decision, let headers):
+            return .decision(decision, headers: headers)
+        case .needsRedis(let call):
+            let sentAt = ContinuousClock.now
+            let reply: Result<RedisReply, any Error>
+            do {
+                reply = .success(try await self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop).get())
+            } catch {
+                reply = .failure(error)
+            }
+            return self.finish(call, reply: reply, sentAt: sentAt)
         }
     }
 }

@@ -100,6 +100,11 @@ struct SluiceProcessTests {
         let output = Pipe()
         monitor.standardOutput = output
         try monitor.run()
+        // redis-cli in MONITOR mode does not stop on SIGTERM; stopped however the test ends.
+        defer {
+            kill(monitor.processIdentifier, SIGKILL)
+            monitor.waitUntilExit()
+        }
         // MONITOR answers OK once it is subscribed.
         let firstLine = try await Self.readLine(output.fileHandleForReading)
         #expect(firstLine == "OK")
@@ -117,9 +122,6 @@ struct SluiceProcessTests {
             if line.contains("end-of-test") { break }
             lines.append(line)
         }
-        // redis-cli in MONITOR mode does not stop on SIGTERM.
-        kill(monitor.processIdentifier, SIGKILL)
-        monitor.waitUntilExit()
 
         let topLevel = lines.filter { !$0.contains("[0 lua]") }
         let evalsha = topLevel.filter { $0.lowercased().contains("\"evalsha\"") }
@@ -218,40 +220,21 @@ struct SluiceProcessTests {
     }
 
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = try SluiceProcess.binary()
-                    process.arguments = arguments
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    process.standardError = pipe
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-                })
-            }
-        }
+        try await offCooperativePool { try Subprocess.run(try SluiceProcess.binary(), arguments) }
     }
 
     /// Reads one line on a Dispatch thread (MONITOR's output never ends by itself).
     static func readLine(_ handle: FileHandle) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                var bytes: [UInt8] = []
-                while true {
-                    let data = handle.readData(ofLength: 1)
-                    guard let byte = data.first else {
-                        continuation.resume(throwing: TestSupportError("MONITOR output ended"))
-                        return
-                    }
-                    if byte == 10 { break }
-                    bytes.append(byte)
+        try await offCooperativePool {
+            var bytes: [UInt8] = []
+            while true {
+                guard let byte = handle.readData(ofLength: 1).first else {
+                    throw TestSupportError("MONITOR output ended")
                 }
-                continuation.resume(returning: String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                if byte == 10 { break }
+                bytes.append(byte)
             }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
     }
 }

@@ -99,32 +99,24 @@ struct RoutePatternTests {
 }
 
 extension RoutePattern {
+    /// Which of two patterns a plan picks for a path both match, whatever their order in the
+    /// config: true for `self`, false for `other`, nil when the choice depends on the order (a tie).
     func isMoreSpecificForTesting(than other: RoutePattern) -> Bool? {
-        // Two patterns compared on a path both match: mirror of the internal rule.
-        let plan = Plan(
-            name: "t", throttle: nil, quota: nil,
-            routes: [
-                RouteRule(key: "a", pattern: self, bucket: TokenBucket(rate: 1, burst: 1), additional: false),
-                RouteRule(key: "b", pattern: other, bucket: TokenBucket(rate: 1, burst: 1), additional: false),
-            ],
-            onBackendError: .deny
-        )
-        let first = Plan(
-            name: "t", throttle: nil, quota: nil,
-            routes: [
-                RouteRule(key: "b", pattern: other, bucket: TokenBucket(rate: 1, burst: 1), additional: false),
-                RouteRule(key: "a", pattern: self, bucket: TokenBucket(rate: 1, burst: 1), additional: false),
-            ],
-            onBackendError: .deny
-        )
+        func plan(_ patterns: [(String, RoutePattern)]) -> Plan {
+            Plan(
+                name: "t", throttle: nil, quota: nil,
+                routes: patterns.map { RouteRule(key: $0.0, pattern: $0.1, bucket: TokenBucket(rate: 1, burst: 1), additional: false) },
+                onBackendError: .deny
+            )
+        }
         // A path both match, built from the literals, with "x" for parameters and wildcards.
         let path = "/" + self.segments.map { segment -> String in
             if case .literal(let text) = segment { return text }
             return "x"
         }.joined(separator: "/")
         let route = RequestRoute("\(self.method ?? other.method ?? "GET") \(path)")!
-        let a = plan.rule(for: route)?.key
-        let b = first.rule(for: route)?.key
+        let a = plan([("a", self), ("b", other)]).rule(for: route)?.key
+        let b = plan([("b", other), ("a", self)]).rule(for: route)?.key
         if a == "a" && b == "a" { return true }
         if a == "b" && b == "b" { return false }
         return nil

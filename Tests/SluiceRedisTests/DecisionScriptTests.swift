@@ -54,7 +54,7 @@ final class DecisionScriptTests {
         let limits = entry.plan.limits(for: route)
         let call = DecisionScript.call(entry: entry, limits: limits, cost: cost, nowMicros: seconds * 1_000_000 + micros)
         let reply = try await self.client.evaluate(
-            .decide, keys: call.keys.map { RedisArgument($0) }, arguments: call.arguments.map { RedisArgument($0) }
+            .decide, keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
         ).get()
         let values = try #require(reply.array?.compactMap { $0.int }, "reply: \(reply)")
         return try DecisionScript.result(limits: limits, values: values)

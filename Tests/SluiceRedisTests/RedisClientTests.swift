@@ -36,6 +36,18 @@ struct RedisClientTests {
         )
     }
 
+    /// Runs `body` with an event-loop group that is shut down afterwards, also when `body` throws.
+    static func withGroup(threads: Int, _ body: (MultiThreadedEventLoopGroup) async throws -> Void) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        do {
+            try await body(group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
     /// Polls until `condition` holds, failing after `timeout` seconds.
     static func eventually(_ what: String, timeout: Double = 10, _ condition: () async -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
@@ -50,187 +62,187 @@ struct RedisClientTests {
     @Test("commands round-trip; many concurrent commands pipeline in order")
     func roundTripAndPipelining() async throws {
         let server = try RedisServer()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let client = Self.client(server, group: group)
-        client.start()
-        try await Self.eventually("connected") { client.connectedCount == 2 }
+        try await RedisClientTests.withGroup(threads: 2) { group in
+            let client = Self.client(server, group: group)
+            client.start()
+            try await Self.eventually("connected") { client.connectedCount == 2 }
 
-        #expect(try await client.command(["SET", "sl:{t}:k", "v"]) == .status("OK"))
-        #expect(try await client.command(["GET", "sl:{t}:k"]).string == "v")
+            #expect(try await client.command(["SET", "sl:{t}:k", "v"]) == .status("OK"))
+            #expect(try await client.command(["GET", "sl:{t}:k"]).string == "v")
 
-        // 500 INCRs from every loop at once: each reply goes to its own caller.
-        let loop = group.next()
-        let futures = (0..<500).map { _ in client.send(["INCR", "sl:{t}:n"], on: loop) }
-        var values: [Int64] = []
-        for future in futures { values.append(try await future.get().int ?? -1) }
-        #expect(values == Array(1...500))
+            // 500 INCRs from every loop at once: each reply goes to its own caller.
+            let loop = group.next()
+            let futures = (0..<500).map { _ in client.send(["INCR", "sl:{t}:n"], on: loop) }
+            var values: [Int64] = []
+            for future in futures { values.append(try await future.get().int ?? -1) }
+            #expect(values == Array(1...500))
 
-        do {
-            _ = try await client.command(["NOSUCHCOMMAND"])
-            Issue.record("an error reply must throw")
-        } catch let error as RedisServerError {
-            #expect(error.prefix == "ERR")
+            do {
+                _ = try await client.command(["NOSUCHCOMMAND"])
+                Issue.record("an error reply must throw")
+            } catch let error as RedisServerError {
+                #expect(error.prefix == "ERR")
+            }
+            await client.shutdown()
         }
-        await client.shutdown()
-        try await group.shutdownGracefully()
     }
 
     @Test("EVALSHA after SCRIPT FLUSH: the script is loaded again and the call retried once")
     func noscript() async throws {
         let server = try RedisServer()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let script = RedisScript(name: "echo", source: "return ARGV[1]")
-        let client = Self.client(server, group: group, scripts: [script])
-        client.start()
-        try await Self.eventually("connected") { client.isConnected }
-        #expect(try await client.evaluate(script, keys: [], arguments: ["a"]).get().string == "a")
-        try server.cli("SCRIPT", "FLUSH")
-        #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "0")
-        #expect(try await client.evaluate(script, keys: [], arguments: ["b"]).get().string == "b")
-        #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "1")
-        await client.shutdown()
-        try await group.shutdownGracefully()
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let script = RedisScript(name: "echo", source: "return ARGV[1]")
+            let client = Self.client(server, group: group, scripts: [script])
+            client.start()
+            try await Self.eventually("connected") { client.isConnected }
+            #expect(try await client.evaluate(script, keys: [], arguments: ["a"]).get().string == "a")
+            try server.cli("SCRIPT", "FLUSH")
+            #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "0")
+            #expect(try await client.evaluate(script, keys: [], arguments: ["b"]).get().string == "b")
+            #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "1")
+            await client.shutdown()
+        }
     }
 
     @Test("AUTH with a password, with an ACL user, and a wrong password fails the handshake")
     func auth() async throws {
         let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
         try server.cli("ACL", "SETUSER", "sluice", "on", ">userpw", "~*", "+@all")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await RedisClientTests.withGroup(threads: 1) { group in
 
-        let good = Self.client(server, group: group, password: "s3cret")
-        good.start()
-        try await Self.eventually("connected with password") { good.isConnected }
-        #expect(try await good.command(["PING"]) == .status("PONG"))
-        await good.shutdown()
+            let good = Self.client(server, group: group, password: "s3cret")
+            good.start()
+            try await Self.eventually("connected with password") { good.isConnected }
+            #expect(try await good.command(["PING"]) == .status("PONG"))
+            await good.shutdown()
 
-        let user = Self.client(server, group: group, password: "userpw", username: "sluice")
-        user.start()
-        try await Self.eventually("connected as ACL user") { user.isConnected }
-        #expect(try await user.command(["ACL", "WHOAMI"]).string == "sluice")
-        await user.shutdown()
+            let user = Self.client(server, group: group, password: "userpw", username: "sluice")
+            user.start()
+            try await Self.eventually("connected as ACL user") { user.isConnected }
+            #expect(try await user.command(["ACL", "WHOAMI"]).string == "sluice")
+            await user.shutdown()
 
-        let bad = Self.client(server, group: group, password: "wrong")
-        bad.start()
-        try await Self.eventually("handshake failure recorded") { bad.lastConnectError != nil }
-        #expect(!bad.isConnected)
-        #expect(bad.lastConnectError?.contains("AUTH") == true)
-        do {
-            _ = try await bad.command(["PING"])
-            Issue.record("must fail without a connection")
-        } catch let error as SluiceRedisError {
-            #expect(error.code == .unavailable || error.code == .timeout)
+            let bad = Self.client(server, group: group, password: "wrong")
+            bad.start()
+            try await Self.eventually("handshake failure recorded") { bad.lastConnectError != nil }
+            #expect(!bad.isConnected)
+            #expect(bad.lastConnectError?.contains("AUTH") == true)
+            do {
+                _ = try await bad.command(["PING"])
+                Issue.record("must fail without a connection")
+            } catch let error as SluiceRedisError {
+                #expect(error.code == .unavailable || error.code == .timeout)
+            }
+            await bad.shutdown()
         }
-        await bad.shutdown()
-        try await group.shutdownGracefully()
     }
 
     @Test("SELECT puts commands in the configured database")
     func select() async throws {
         let server = try RedisServer()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = Self.client(server, group: group, database: 3)
-        client.start()
-        try await Self.eventually("connected") { client.isConnected }
-        _ = try await client.command(["SET", "sl:{t}:db", "3"])
-        #expect(try server.cli("-n", "3", "GET", "sl:{t}:db") == "3")
-        #expect(try server.cli("-n", "0", "EXISTS", "sl:{t}:db") == "0")
-        await client.shutdown()
-        try await group.shutdownGracefully()
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let client = Self.client(server, group: group, database: 3)
+            client.start()
+            try await Self.eventually("connected") { client.isConnected }
+            _ = try await client.command(["SET", "sl:{t}:db", "3"])
+            #expect(try server.cli("-n", "3", "GET", "sl:{t}:db") == "3")
+            #expect(try server.cli("-n", "0", "EXISTS", "sl:{t}:db") == "0")
+            await client.shutdown()
+        }
     }
 
     @Test("maxmemory-policy is read on connect", arguments: ["noeviction", "allkeys-lru"])
     func evictionPolicy(policy: String) async throws {
         let server = try RedisServer(arguments: ["--maxmemory-policy", policy])
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = Self.client(server, group: group)
-        #expect(client.evictionPolicy == .notChecked)
-        client.start()
-        try await Self.eventually("connected") { client.isConnected }
-        #expect(client.evictionPolicy == .policy(policy))
-        await client.shutdown()
-        try await group.shutdownGracefully()
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let client = Self.client(server, group: group)
+            #expect(client.evictionPolicy == .notChecked)
+            client.start()
+            try await Self.eventually("connected") { client.isConnected }
+            #expect(client.evictionPolicy == .policy(policy))
+            await client.shutdown()
+        }
     }
 
     @Test("Redis down: commands fail fast, not at a pile-up; after a restart the client reconnects by itself")
     func downAndBack() async throws {
         let server = try RedisServer()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = Self.client(server, group: group, timeout: .milliseconds(100))
-        client.start()
-        try await Self.eventually("connected") { client.isConnected }
-        server.stop()
-        try await Self.eventually("noticed the drop") { !client.isConnected }
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let client = Self.client(server, group: group, timeout: .milliseconds(100))
+            client.start()
+            try await Self.eventually("connected") { client.isConnected }
+            server.stop()
+            try await Self.eventually("noticed the drop") { !client.isConnected }
 
-        // While the client backs off, commands fail at once ("unavailable"), without waiting
-        // for a deadline or queueing; during a connect attempt they wait at most their deadline.
-        let started = ContinuousClock.now
-        var immediate = 0
-        for _ in 0..<20 {
-            do {
-                _ = try await client.command(["PING"])
-                Issue.record("no Redis: must fail")
-            } catch let error as SluiceRedisError {
-                #expect([.unavailable, .timeout, .connectionClosed].contains(error.code))
-                if error.code == .unavailable { immediate += 1 }
+            // While the client backs off, commands fail at once ("unavailable"), without waiting
+            // for a deadline or queueing; during a connect attempt they wait at most their deadline.
+            let started = ContinuousClock.now
+            var immediate = 0
+            for _ in 0..<20 {
+                do {
+                    _ = try await client.command(["PING"])
+                    Issue.record("no Redis: must fail")
+                } catch let error as SluiceRedisError {
+                    #expect([.unavailable, .timeout, .connectionClosed].contains(error.code))
+                    if error.code == .unavailable { immediate += 1 }
+                }
             }
-        }
-        #expect(immediate >= 10, "most failures are immediate: \(immediate) of 20")
-        // A hang would take far longer than 20 deadlines (2 s); this only catches one.
-        #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(immediate >= 10, "most failures are immediate: \(immediate) of 20")
+            // A hang would take far longer than 20 deadlines (2 s); this only catches one.
+            #expect(ContinuousClock.now - started < .seconds(10))
 
-        try server.restart()
-        try await Self.eventually("reconnected") { client.isConnected }
-        #expect(try await client.command(["PING"]) == .status("PONG"))
-        await client.shutdown()
-        try await group.shutdownGracefully()
+            try server.restart()
+            try await Self.eventually("reconnected") { client.isConnected }
+            #expect(try await client.command(["PING"]) == .status("PONG"))
+            await client.shutdown()
+        }
     }
 
     @Test("a slow Redis fails only the late command; consecutive timeouts recycle the connection")
     func slowRedis() async throws {
         let server = try RedisServer(arguments: ["--enable-debug-command", "local"])
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = Self.client(server, group: group, timeout: .milliseconds(150), maxConsecutiveTimeouts: 3)
-        // A second client blocks the server with DEBUG SLEEP on its own connection.
-        let blocker = Self.client(server, group: group, timeout: .seconds(5))
-        client.start()
-        blocker.start()
-        try await Self.eventually("connected") { client.isConnected && blocker.isConnected }
-        _ = try await client.command(["SET", "sl:{t}:a", "A"])
-        let firstConnection = try await client.command(["CLIENT", "ID"]).int
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let client = Self.client(server, group: group, timeout: .milliseconds(150), maxConsecutiveTimeouts: 3)
+            // A second client blocks the server with DEBUG SLEEP on its own connection.
+            let blocker = Self.client(server, group: group, timeout: .seconds(5))
+            client.start()
+            blocker.start()
+            try await Self.eventually("connected") { client.isConnected && blocker.isConnected }
+            _ = try await client.command(["SET", "sl:{t}:a", "A"])
+            let firstConnection = try await client.command(["CLIENT", "ID"]).int
 
-        // One late command: it alone fails; the connection stays and the next reply is the right one.
-        let sleep = blocker.send(["DEBUG", "SLEEP", "0.6"])
-        do {
-            try await Self.firstTimeout(client)
-        } catch {
-            Issue.record("DEBUG SLEEP answered \(String(describing: try? await sleep.get()))")
-            throw error
-        }
-        _ = try await sleep.get()
-        #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
-        #expect(try await client.command(["CLIENT", "ID"]).int == firstConnection)
-
-        // Three timeouts in a row, at successive deadlines: the connection is recycled and a
-        // new one serves the next command.
-        let longSleep = blocker.send(["DEBUG", "SLEEP", "1.5"])
-        try await Self.firstTimeout(client)
-        for _ in 0..<2 {
+            // One late command: it alone fails; the connection stays and the next reply is the right one.
+            let sleep = blocker.send(["DEBUG", "SLEEP", "0.6"])
             do {
-                _ = try await client.command(["GET", "sl:{t}:a"])
-                Issue.record("must time out")
-            } catch let error as SluiceRedisError {
-                #expect(error.code == .timeout || error.code == .connectionClosed)
+                try await Self.firstTimeout(client)
+            } catch {
+                Issue.record("DEBUG SLEEP answered \(String(describing: try? await sleep.get()))")
+                throw error
             }
+            _ = try await sleep.get()
+            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+            #expect(try await client.command(["CLIENT", "ID"]).int == firstConnection)
+
+            // Three timeouts in a row, at successive deadlines: the connection is recycled and a
+            // new one serves the next command.
+            let longSleep = blocker.send(["DEBUG", "SLEEP", "1.5"])
+            try await Self.firstTimeout(client)
+            for _ in 0..<2 {
+                do {
+                    _ = try await client.command(["GET", "sl:{t}:a"])
+                    Issue.record("must time out")
+                } catch let error as SluiceRedisError {
+                    #expect(error.code == .timeout || error.code == .connectionClosed)
+                }
+            }
+            _ = try await longSleep.get()
+            try await Self.eventually("reconnected") { client.isConnected }
+            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+            let secondConnection = try await client.command(["CLIENT", "ID"]).int
+            #expect(secondConnection != nil && secondConnection != firstConnection)
+            await client.shutdown()
+            await blocker.shutdown()
         }
-        _ = try await longSleep.get()
-        try await Self.eventually("reconnected") { client.isConnected }
-        #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
-        let secondConnection = try await client.command(["CLIENT", "ID"]).int
-        #expect(secondConnection != nil && secondConnection != firstConnection)
-        await client.shutdown()
-        await blocker.shutdown()
-        try await group.shutdownGracefully()
     }
 
     /// Sends GETs until one times out: the server is then known to be blocked.
@@ -252,22 +264,22 @@ struct RedisClientBatchTests {
     @Test("a batch of script calls: every reply to its own call, in order, also after SCRIPT FLUSH")
     func batch() async throws {
         let server = try RedisServer()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let script = RedisScript(name: "incr", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])")
-        let client = RedisClientTests.client(server, group: group, scripts: [script])
-        client.start()
-        try await RedisClientTests.eventually("connected") { client.isConnected }
-        let calls = (1...200).map { i in (keys: [RedisArgument("sl:{b}:\(i % 3)")], arguments: [RedisArgument(i)]) }
-        var totals = [0, 0, 0]
-        for (i, future) in zip(1...200, client.evaluateBatch(script, calls: calls)) {
-            totals[i % 3] += i
-            #expect(try await future.get().int == Int64(totals[i % 3]))
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let script = RedisScript(name: "incr", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+            let client = RedisClientTests.client(server, group: group, scripts: [script])
+            client.start()
+            try await RedisClientTests.eventually("connected") { client.isConnected }
+            let calls = (1...200).map { i in (keys: [RedisArgument("sl:{b}:\(i % 3)")], arguments: [RedisArgument(i)]) }
+            var totals = [0, 0, 0]
+            for (i, future) in zip(1...200, client.evaluateBatch(script, calls: calls)) {
+                totals[i % 3] += i
+                #expect(try await future.get().int == Int64(totals[i % 3]))
+            }
+            try server.cli("SCRIPT", "FLUSH")
+            let again = client.evaluateBatch(script, calls: [(keys: ["sl:{b}:x"], arguments: ["5"]), (keys: ["sl:{b}:x"], arguments: ["6"])])
+            #expect(try await again[0].get().int == 5)
+            #expect(try await again[1].get().int == 11)
+            await client.shutdown()
         }
-        try server.cli("SCRIPT", "FLUSH")
-        let again = client.evaluateBatch(script, calls: [(keys: ["sl:{b}:x"], arguments: ["5"]), (keys: ["sl:{b}:x"], arguments: ["6"])])
-        #expect(try await again[0].get().int == 5)
-        #expect(try await again[1].get().int == 11)
-        await client.shutdown()
-        try await group.shutdownGracefully()
     }
 }

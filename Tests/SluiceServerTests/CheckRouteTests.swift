@@ -7,17 +7,22 @@ import Testing
 /// `POST /v1/check` through HTTP, against a real redis-server.
 @Suite("POST /v1/check")
 struct CheckRouteTests {
-    static let examplePlan = """
+    static let examplePlan = Self.mlBasic(throttle: "{ rate: 2, burst: 1 }", route: "{ rate: 10, burst: 5 }")
+
+    /// The example config's plan and demo key, with the throttles given.
+    static func mlBasic(throttle: String, route: String) -> String {
+        """
         plans:
           ml-basic:
-            throttle: { rate: 2, burst: 1 }
+            throttle: \(throttle)
             quota: { limit: 1000, period: week, offset_hours: 2 }
             routes:
-              "POST /v1/predict": { rate: 10, burst: 5 }
+              "POST /v1/predict": \(route)
         api_keys:
           - key: demo-key-123
             plan: ml-basic
         """
+    }
 
     @Test("the worked example of DESIGN.md: body, RateLimit-Policy and RateLimit of the first request")
     func workedExample() async throws {
@@ -222,17 +227,7 @@ struct CheckRouteTests {
     func redisKeys() async throws {
         let redis = try RedisServer()
         // Slow refills, so that every key still exists when it is looked at.
-        let yaml = """
-            plans:
-              ml-basic:
-                throttle: { rate: 0.01, burst: 1 }
-                quota: { limit: 1000, period: week, offset_hours: 2 }
-                routes:
-                  "POST /v1/predict": { rate: 0.01, burst: 5 }
-            api_keys:
-              - key: demo-key-123
-                plan: ml-basic
-            """
+        let yaml = Self.mlBasic(throttle: "{ rate: 0.01, burst: 1 }", route: "{ rate: 0.01, burst: 5 }")
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             _ = try await h.check(key: "demo-key-123")
             _ = try await h.check(key: "demo-key-123", route: "POST /v1/predict")

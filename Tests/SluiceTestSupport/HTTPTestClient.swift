@@ -41,14 +41,8 @@ public enum HTTPTestClient {
         body: String? = nil,
         timeout: Double = 10
     ) async throws -> HTTPTestResponse {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(
-                    with: Result {
-                        try self.blockingRequest(port: port, method: method, path: path, headers: headers, body: body, timeout: timeout)
-                    }
-                )
-            }
+        try await offCooperativePool {
+            try self.blockingRequest(port: port, method: method, path: path, headers: headers, body: body, timeout: timeout)
         }
     }
 

@@ -57,28 +57,16 @@ public final class RedisServer: @unchecked Sendable {
     /// Runs `redis-cli` against this server and returns its output, trimmed.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = try Self.executable("redis-cli")
         var args = ["-p", String(self.port)]
         if let password = self.password { args += ["--no-auth-warning", "-a", password] }
-        process.arguments = args + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try Subprocess.run(try Self.executable("redis-cli"), args + arguments)
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// `redis-cli` on a Dispatch thread, so a slow call never blocks Swift's cooperative pool.
     @discardableResult
     public func cliAsync(_ arguments: String...) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try self.cli(arguments) })
-            }
-        }
+        try await offCooperativePool { try self.cli(arguments) }
     }
 
     /// Redis's clock (`TIME`) in milliseconds since the epoch.

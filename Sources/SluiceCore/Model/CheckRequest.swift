@@ -81,17 +81,21 @@ public struct CheckRequest: Sendable, Hashable {
         if json.count > bounds.maxBodyBytes {
             throw .bodyTooLarge(bounds.maxBodyBytes)
         }
-        let body: Body
+        let body = try Self.decode(Body.self, from: json, notAnObject: "the body must be a JSON object")
+        return try body.validated(bounds: bounds)
+    }
+
+    /// Decodes a body, mapping failures to the API's input errors.
+    private static func decode<Body: Decodable>(_ type: Body.Type, from json: Data, notAnObject: String) throws(InputError) -> Body {
         do {
-            body = try Self.decoder.decode(Body.self, from: json)
+            return try Self.decoder.decode(type, from: json)
         } catch let error as InputError {
             throw error
         } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
-            throw InputError(code: "invalid_body", message: "the body must be a JSON object")
+            throw InputError(code: "invalid_body", message: notAnObject)
         } catch {
             throw InputError(code: "invalid_json", message: "the body is not valid JSON")
         }
-        return try body.validated(bounds: bounds)
     }
 
     /// Parses a `/v1/check/batch` body, `{"checks": [...]}`: each item validated on its own.
@@ -101,16 +105,7 @@ public struct CheckRequest: Sendable, Hashable {
         if json.count > bounds.maxBatchBodyBytes {
             throw .bodyTooLarge(bounds.maxBatchBodyBytes)
         }
-        let batch: BatchBody
-        do {
-            batch = try Self.decoder.decode(BatchBody.self, from: json)
-        } catch let error as InputError {
-            throw error
-        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
-            throw InputError(code: "invalid_body", message: "the body must be a JSON object with a checks array")
-        } catch {
-            throw InputError(code: "invalid_json", message: "the body is not valid JSON")
-        }
+        let batch = try Self.decode(BatchBody.self, from: json, notAnObject: "the body must be a JSON object with a checks array")
         guard batch.checks.count <= bounds.maxBatchChecks else {
             throw InputError(code: "too_many_checks", message: "a batch holds at most \(bounds.maxBatchChecks) checks")
         }
@@ -204,10 +199,7 @@ public struct CheckRequest: Sendable, Hashable {
             }
             var route: RequestRoute?
             if let text = self.route {
-                // The query string plays no part in matching: only method and path count.
-                let routeLength = text.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
-                    .map { text.utf8.distance(from: text.utf8.startIndex, to: $0) } ?? text.utf8.count
-                guard routeLength <= bounds.maxRouteBytes else {
+                guard RequestRoute.matchedLength(of: text) <= bounds.maxRouteBytes else {
                     throw InputError(code: "route_too_long", message: "route is longer than \(bounds.maxRouteBytes) bytes")
                 }
                 guard let parsed = RequestRoute(text) else {

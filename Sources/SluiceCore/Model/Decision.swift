@@ -128,16 +128,17 @@ public struct Decision: Sendable, Hashable {
     /// The most constraining of some limit states: when any of them denies, the one with the
     /// longest wait (-1 as infinite); else the one with the least remaining. Nil if empty.
     public static func mostConstraining(_ states: [LimitState]) -> LimitState? {
-        guard var chosen = states.first else { return nil }
         func wait(_ state: LimitState) -> Int { state.retryAfterMs < 0 ? Int.max : state.retryAfterMs }
-        let denying = states.filter { $0.retryAfterMs != 0 }
-        if let first = denying.first {
-            chosen = first
-            for state in denying.dropFirst() where wait(state) > wait(chosen) { chosen = state }
-            return chosen
+        var denying: LimitState?
+        var leastRemaining: LimitState?
+        for state in states {
+            if state.retryAfterMs != 0 {
+                if denying == nil || wait(state) > wait(denying!) { denying = state }
+            } else if leastRemaining == nil || state.remaining < leastRemaining!.remaining {
+                leastRemaining = state
+            }
         }
-        for state in states.dropFirst() where state.remaining < chosen.remaining { chosen = state }
-        return chosen
+        return denying ?? leastRemaining
     }
 
     /// Combines the states of every limit into one decision.
@@ -145,30 +146,17 @@ public struct Decision: Sendable, Hashable {
     /// Most constraining: when denied, the denying limit with the longest wait (-1 counts
     /// as infinite; the first wins a tie); when allowed, the limit with the least remaining.
     public static func combine(plan: String, allowed: Bool, limits: [LimitState]) -> Decision {
-        guard !limits.isEmpty else { return .unlimited(plan: plan) }
-        var chosen = limits[0]
+        guard let chosen = self.mostConstraining(limits) else { return .unlimited(plan: plan) }
         if allowed {
-            for state in limits.dropFirst() where state.remaining < chosen.remaining {
-                chosen = state
-            }
             return Decision(
                 allowed: true, plan: plan, limit: chosen.limit, remaining: chosen.remaining,
                 resetAfterMs: chosen.resetAfterMs, retryAfterMs: 0, deniedBy: nil, reason: nil, limits: limits
             )
         }
-        func wait(_ state: LimitState) -> Int { state.retryAfterMs < 0 ? Int.max : state.retryAfterMs }
-        var found = false
-        for state in limits where state.retryAfterMs != 0 {
-            if !found || wait(state) > wait(chosen) {
-                chosen = state
-                found = true
-            }
-        }
-        let never = chosen.retryAfterMs < 0
         return Decision(
             allowed: false, plan: plan, limit: chosen.limit, remaining: chosen.remaining,
             resetAfterMs: chosen.resetAfterMs, retryAfterMs: chosen.retryAfterMs, deniedBy: chosen.name,
-            reason: never ? .costExceedsCapacity : nil, limits: limits
+            reason: chosen.retryAfterMs < 0 ? .costExceedsCapacity : nil, limits: limits
         )
     }
 }

@@ -1,17 +1,9 @@
 /// The inputs and outputs of the decision script (`decide.lua`): what to send for
 /// one request, and how to read its reply.
 public enum DecisionScript {
-    /// KEYS and ARGV of one script call.
+    /// KEYS and ARGV of one script call, as the bytes sent to Redis, assembled from
+    /// bytes built once per config load.
     public struct Call: Sendable, Hashable {
-        /// One state key per limit.
-        public let keys: [String]
-        /// Clock override, cost, then four arguments per limit.
-        public let arguments: [String]
-    }
-
-    /// KEYS and ARGV of one script call as the bytes sent to Redis: the hot path's form,
-    /// assembled from bytes built once per config load.
-    public struct EncodedCall: Sendable, Hashable {
         /// One state key per limit.
         public let keys: [[UInt8]]
         /// Clock override, cost, then four arguments per limit.
@@ -20,24 +12,6 @@ public enum DecisionScript {
 
     private static let liveClock: [UInt8] = Array("0".utf8)
 
-    /// The call for one request, as bytes (the same call as ``call(entry:limits:cost:nowMicros:)``).
-    public static func encodedCall(entry: KeyEntry, limits: [Limit], cost: Int) -> EncodedCall {
-        var keys: [[UInt8]] = []
-        keys.reserveCapacity(limits.count)
-        var arguments: [[UInt8]] = [self.liveClock, Array(String(cost).utf8)]
-        arguments.reserveCapacity(2 + 4 * limits.count)
-        for limit in limits {
-            keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
-            arguments.append(contentsOf: limit.scriptArgumentBytes)
-        }
-        return EncodedCall(keys: keys, arguments: arguments)
-    }
-
-    /// A reply that is not what the script returns.
-    public struct MalformedReply: Error, Sendable, CustomStringConvertible {
-        public let description: String
-    }
-
     /// The call for one request.
     /// - Parameters:
     ///   - entry: the API key's entry (its state prefix).
@@ -45,15 +19,20 @@ public enum DecisionScript {
     ///   - cost: units to consume (0 = peek).
     ///   - nowMicros: a clock override for tests; nil reads Redis `TIME`.
     public static func call(entry: KeyEntry, limits: [Limit], cost: Int, nowMicros: Int64? = nil) -> Call {
-        var keys: [String] = []
+        var keys: [[UInt8]] = []
         keys.reserveCapacity(limits.count)
-        var arguments: [String] = [nowMicros.map(String.init) ?? "0", String(cost)]
+        var arguments: [[UInt8]] = [nowMicros.map { Array(String($0).utf8) } ?? self.liveClock, Array(String(cost).utf8)]
         arguments.reserveCapacity(2 + 4 * limits.count)
         for limit in limits {
-            keys.append(entry.statePrefix + limit.keySuffix)
-            arguments.append(contentsOf: limit.scriptArguments)
+            keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
+            arguments.append(contentsOf: limit.scriptArgumentBytes)
         }
         return Call(keys: keys, arguments: arguments)
+    }
+
+    /// A reply that is not what the script returns.
+    public struct MalformedReply: Error, Sendable, CustomStringConvertible {
+        public let description: String
     }
 
     /// The script's reply, decoded.

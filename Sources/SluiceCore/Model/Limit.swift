@@ -86,9 +86,8 @@ public struct Limit: Sendable, Hashable {
     public let keySuffix: String
     /// What it counts.
     public let unit: LimitUnit
-    /// Its four arguments to the decision script, built once.
-    let scriptArguments: [String]
-    /// The same as bytes, and the key suffix as bytes: nothing per request.
+    /// Its four arguments to the decision script and its key suffix, as bytes built once:
+    /// nothing per request.
     let scriptArgumentBytes: [[UInt8]]
     let keySuffixBytes: [UInt8]
 
@@ -98,13 +97,14 @@ public struct Limit: Sendable, Hashable {
         self.kind = kind
         self.keySuffix = keySuffix
         self.unit = unit
+        let arguments: [String]
         switch kind {
         case .bucket(let bucket):
-            self.scriptArguments = ["b", Self.format(bucket.emissionIntervalMicros), String(bucket.burst), "0"]
+            arguments = ["b", Self.format(bucket.emissionIntervalMicros), String(bucket.burst), "0"]
         case .quota(let quota):
-            self.scriptArguments = ["q", String(quota.limit), quota.period.scriptCode, String(quota.offsetHours * 3600)]
+            arguments = ["q", String(quota.limit), quota.period.scriptCode, String(quota.offsetHours * 3600)]
         }
-        self.scriptArgumentBytes = self.scriptArguments.map { Array($0.utf8) }
+        self.scriptArgumentBytes = arguments.map { Array($0.utf8) }
         self.keySuffixBytes = Array(keySuffix.utf8)
     }
 

@@ -32,6 +32,17 @@ public struct RequestRoute: Sendable, Hashable, CustomStringConvertible {
         self.init("\(method) \(target)")
     }
 
+    /// Bytes of `text` before any query string or fragment: what bounds a route's length,
+    /// since the query plays no part in matching.
+    public static func matchedLength(of text: some StringProtocol) -> Int {
+        var count = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { break }
+            count += 1
+        }
+        return count
+    }
+
     /// `"METHOD /path"`.
     public var description: String { self.method + " " + self.path }
 

@@ -4,17 +4,14 @@ public struct KeyEntry: Sendable, Hashable {
     public let keyID: String
     /// The key's plan.
     public let plan: Plan
-    /// `sl:{<id>}:`, prefix of the key's Redis state keys.
-    public let statePrefix: String
-    /// The same as bytes, built once.
+    /// `sl:{<id>}:`, prefix of the key's Redis state keys, as bytes built once.
     let statePrefixBytes: [UInt8]
 
     /// Creates an entry.
     public init(keyID: String, plan: Plan) {
         self.keyID = keyID
         self.plan = plan
-        self.statePrefix = StateKeys.prefix(keyID: keyID)
-        self.statePrefixBytes = Array(self.statePrefix.utf8)
+        self.statePrefixBytes = Array(StateKeys.prefix(keyID: keyID).utf8)
     }
 }
 

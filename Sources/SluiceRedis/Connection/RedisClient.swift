@@ -196,15 +196,7 @@ public final class RedisClient: Service, Sendable {
         arguments: [RedisArgument],
         on eventLoop: (any EventLoop)? = nil
     ) -> EventLoopFuture<RedisReply> {
-        var evalsha: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count)]
-        evalsha.reserveCapacity(3 + keys.count + arguments.count)
-        evalsha.append(contentsOf: keys)
-        evalsha.append(contentsOf: arguments)
-        let command = evalsha
-        let pool = self.pool(for: eventLoop)
-        return self.send(command, on: pool.eventLoop).flatMap { reply in
-            self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
-        }
+        self.evaluateBatch(script, calls: [(keys, arguments)], on: eventLoop)[0]
     }
 
     /// The reply itself, or, when Redis lost the script (NOSCRIPT, after a restart or SCRIPT
@@ -251,7 +243,8 @@ public final class RedisClient: Service, Sendable {
         var evalshas: [[RedisArgument]] = []
         commands.reserveCapacity(calls.count)
         for call in calls {
-            var evalsha: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(call.keys.count)]
+            var evalsha: [RedisArgument] = ["EVALSHA", script.sha1Argument, RedisArgument(call.keys.count)]
+            evalsha.reserveCapacity(3 + call.keys.count + call.arguments.count)
             evalsha.append(contentsOf: call.keys)
             evalsha.append(contentsOf: call.arguments)
             evalshas.append(evalsha)

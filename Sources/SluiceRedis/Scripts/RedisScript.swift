@@ -9,6 +9,8 @@ public struct RedisScript: Sendable, Hashable {
     public let source: String
     /// Lower-case hex SHA-1 of the source, as Redis names scripts.
     public let sha1: String
+    /// The SHA-1 as an EVALSHA argument, encoded once.
+    let sha1Argument: RedisArgument
 
     /// Creates a script and computes its SHA-1.
     public init(name: String, source: String) {
@@ -18,6 +20,7 @@ public struct RedisScript: Sendable, Hashable {
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()
+        self.sha1Argument = RedisArgument(self.sha1)
     }
 
     /// The decision script (`Lua/decide.lua`), embedded in the binary at build time.

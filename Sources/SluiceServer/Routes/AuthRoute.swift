@@ -100,10 +100,7 @@ struct AuthRoute: Sendable {
             }
             route = pathRoute
         } else if let method, let target {
-            // The query string plays no part in matching: only method and path count.
-            let pathLength = target.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
-                .map { target.utf8.distance(from: target.utf8.startIndex, to: $0) } ?? target.utf8.count
-            guard method.utf8.count + pathLength + 1 <= bounds.maxRouteBytes else {
+            guard method.utf8.count + 1 + RequestRoute.matchedLength(of: target) <= bounds.maxRouteBytes else {
                 throw APIError(.badRequest, code: "route_too_long", message: "the route is longer than \(bounds.maxRouteBytes) bytes")
             }
             guard let parsed = RequestRoute(method: method, target: target) else {

@@ -89,6 +89,7 @@ struct CheckRoute: Sendable {
 
     /// `application/json`, with parameters, or any `+json` type.
     static func isJSON(_ contentType: String) -> Bool {
+        if contentType == "application/json" { return true }
         let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         } ?? ""
