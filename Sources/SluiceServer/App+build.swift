@@ -21,29 +21,32 @@ public func buildApplication(
     source: ConfigSource? = nil,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
+    let metrics = SluiceMetrics()
     let redis = RedisClient(
         configuration: RedisClientConfiguration(config.redis),
         eventLoopGroup: eventLoopGroup,
-        scripts: [.decide],
-        logger: logger
+        scripts: RedisScript.all,
+        logger: logger,
+        observer: metrics
     )
     let router = Router(context: SluiceRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     let cache = config.overLimitCacheEntries > 0 ? OverLimitCache(capacity: config.overLimitCacheEntries) : nil
-    let decider = Decider(redis: redis, logger: logger, cache: cache)
+    let decider = Decider(redis: redis, logger: logger, cache: cache, metrics: metrics)
     let store = ConfigStore(config)
     CheckRoute(decider: decider, store: store).register(on: router)
     AuthRoute(decider: decider, store: store).register(on: router)
     HealthRoutes(redis: redis, store: store).register(on: router)
-    var services: [any Service] = [redis]
+    let registry = KeyRegistry(redis: redis, store: store, cache: cache, eventLoopGroup: eventLoopGroup, logger: logger)
+    var services: [any Service] = [redis, registry]
     var reloader: ConfigReloader?
     if let source {
-        let configReloader = ConfigReloader(store: store, source: source, cache: cache, logger: logger)
+        let configReloader = ConfigReloader(store: store, source: source, cache: cache, metrics: metrics, logger: logger)
         reloader = configReloader
         services.append(configReloader)
     }
     if let admin = config.admin {
-        let adminRoutes = AdminRoutes(store: store, reloader: reloader)
+        let adminRoutes = AdminRoutes(store: store, reloader: reloader, registry: registry, redis: redis, cache: cache, metrics: metrics)
         if admin.port == config.port && admin.host == config.host {
             // One listener serves both.
             adminRoutes.register(on: router)

@@ -11,29 +11,41 @@ public final class ConfigStore: Sendable {
     public struct Snapshot: Sendable {
         /// The validated configuration.
         public let config: SluiceConfig
+        /// The config's keys and the runtime registry's, resolved to plans.
+        public fileprivate(set) var keyring: Keyring
         /// `server.api_key_header` as a header name.
         public let apiKeyHeader: HTTPField.Name
 
-        init(_ config: SluiceConfig) {
+        init(_ config: SluiceConfig, records: [String: RuntimeKey]) {
             self.config = config
+            self.keyring = Keyring(rules: config.rules, digester: KeyDigester(secret: config.keySecret), records: records)
             self.apiKeyHeader = HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
         }
     }
 
     private let value: Mutex<Snapshot>
 
-    /// Creates a store holding `config`.
+    /// Creates a store holding `config` and no runtime keys yet.
     public init(_ config: SluiceConfig) {
-        self.value = Mutex(Snapshot(config))
+        self.value = Mutex(Snapshot(config, records: [:]))
     }
 
     /// The snapshot in force.
     public var current: Snapshot { self.value.withLock { $0 } }
 
-    /// Puts a new configuration in force.
+    /// Puts a new configuration in force, with the runtime keys already known.
     public func replace(with config: SluiceConfig) {
-        let snapshot = Snapshot(config)
-        self.value.withLock { $0 = snapshot }
+        self.value.withLock { $0 = Snapshot(config, records: $0.keyring.records) }
+    }
+
+    /// Puts a whole new runtime registry in force.
+    public func replaceRuntimeKeys(_ records: [String: RuntimeKey]) {
+        self.value.withLock { $0.keyring.replaceRecords(records) }
+    }
+
+    /// Adds, replaces or (nil) removes one runtime key.
+    public func updateRuntimeKey(id: String, record: RuntimeKey?) {
+        self.value.withLock { $0.keyring.update(id: id, record: record) }
     }
 }
 
@@ -60,13 +72,15 @@ public final class ConfigReloader: Service, Sendable {
     let store: ConfigStore
     let source: ConfigSource
     let cache: OverLimitCache?
+    let metrics: SluiceMetrics?
     let logger: Logger
 
     /// Creates a reloader.
-    public init(store: ConfigStore, source: ConfigSource, cache: OverLimitCache?, logger: Logger) {
+    public init(store: ConfigStore, source: ConfigSource, cache: OverLimitCache?, metrics: SluiceMetrics? = nil, logger: Logger) {
         self.store = store
         self.source = source
         self.cache = cache
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -90,9 +104,16 @@ public final class ConfigReloader: Service, Sendable {
             self.logger.info("config reloaded", metadata: [
                 "plans": "\(config.rules.plans.count)", "api_keys": "\(config.rules.keyCount)",
             ])
+            for orphan in self.store.current.keyring.orphans {
+                self.logger.warning("runtime key's plan is not in the config; the key is refused until it is", metadata: [
+                    "key_id": "\(orphan.id)", "plan": "\(orphan.plan)",
+                ])
+            }
+            self.metrics?.configReloaded(success: true)
             return .success(config)
         } catch {
             self.logger.error("config reload rejected; the running config stays", metadata: ["problems": "\(error.description)"])
+            self.metrics?.configReloaded(success: false)
             return .failure(error)
         }
     }

@@ -20,12 +20,15 @@ public struct Decider: Sendable {
     let logger: Logger
     /// Remembered denials, answered without Redis; nil when turned off.
     public let cache: OverLimitCache?
+    /// Where decisions are counted; nil: nowhere.
+    public let metrics: SluiceMetrics?
 
     /// Creates a decider over a Redis client that has ``RedisScript/decide`` loaded.
-    public init(redis: RedisClient, logger: Logger, cache: OverLimitCache? = nil) {
+    public init(redis: RedisClient, logger: Logger, cache: OverLimitCache? = nil, metrics: SluiceMetrics? = nil) {
         self.redis = redis
         self.logger = logger
         self.cache = cache
+        self.metrics = metrics
     }
 
     /// One answer of a batch.
@@ -52,8 +55,8 @@ public struct Decider: Sendable {
         case needsRedis(Pending)
     }
 
-    func prepare(_ request: CheckRequest, rules: RuleSet) -> Preparation {
-        guard let entry = rules.resolve(apiKey: request.apiKey) else {
+    func prepare(_ request: CheckRequest, keyring: Keyring) -> Preparation {
+        guard let entry = keyring.resolve(apiKey: request.apiKey) else {
             return .answered(.unknownKey, headers: [.ietf])
         }
         let plan = entry.plan
@@ -62,6 +65,7 @@ public struct Decider: Sendable {
             return .answered(.unlimited(plan: plan.name), headers: plan.headers)
         }
         if !plan.shadow, let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now) {
+            self.metrics?.recordCacheHit()
             return .answered(remembered, headers: plan.headers)
         }
         let call = DecisionScript.call(entry: entry, limits: limits, cost: request.cost)
@@ -107,16 +111,17 @@ public struct Decider: Sendable {
     /// Items that need no Redis (invalid, unknown key, no limits) are answered at once.
     public func decideBatch(
         _ requests: [Result<CheckRequest, InputError>],
-        rules: RuleSet,
+        keyring: Keyring,
         on eventLoop: (any EventLoop)?
     ) async -> [BatchItem] {
         var items = [BatchItem?](repeating: nil, count: requests.count)
         var pending: [(index: Int, call: Pending)] = []
         for (index, request) in requests.enumerated() {
-            switch request.map({ self.prepare($0, rules: rules) }) {
+            switch request.map({ self.prepare($0, keyring: keyring) }) {
             case .failure(let error):
                 items[index] = .error(code: error.code, message: error.message)
             case .success(.answered(let decision, _)):
+                self.metrics?.record(decision)
                 items[index] = .decision(decision)
             case .success(.needsRedis(let call)):
                 pending.append((index, call))
@@ -130,8 +135,10 @@ public struct Decider: Sendable {
             do { reply = .success(try await future.get()) } catch { reply = .failure(error) }
             switch self.finish(slot.call, reply: reply, sentAt: sentAt) {
             case .decision(let decision, _):
+                self.metrics?.record(decision)
                 items[slot.index] = .decision(decision)
-            case .backendUnavailable(_, let detail):
+            case .backendUnavailable(let plan, let detail):
+                self.metrics?.recordUnavailable(plan: plan)
                 items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
             }
         }
@@ -141,10 +148,21 @@ public struct Decider: Sendable {
     /// Decides one request.
     /// - Parameters:
     ///   - request: the validated request.
-    ///   - rules: the plans and keys in force.
+    ///   - keyring: the plans and keys in force.
     ///   - eventLoop: the caller's event loop, whose Redis connection to use.
-    public func decide(_ request: CheckRequest, rules: RuleSet, on eventLoop: (any EventLoop)?) async -> Outcome {
-        switch self.prepare(request, rules: rules) {
+    public func decide(_ request: CheckRequest, keyring: Keyring, on eventLoop: (any EventLoop)?) async -> Outcome {
+        let outcome = await self.decideUncounted(request, keyring: keyring, on: eventLoop)
+        if let metrics = self.metrics {
+            switch outcome {
+            case .decision(let decision, _): metrics.record(decision)
+            case .backendUnavailable(let plan, _): metrics.recordUnavailable(plan: plan)
+            }
+        }
+        return outcome
+    }
+
+    private func decideUncounted(_ request: CheckRequest, keyring: Keyring, on eventLoop: (any EventLoop)?) async -> Outcome {
+        switch self.prepare(request, keyring: keyring) {
         case .answered(let decision, let headers):
             return .decision(decision, headers: headers)
         case .needsRedis(let call):

@@ -35,7 +35,11 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        let json = config.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                return JSONLogHandler(label: label, level: level)
+            }
             var handler = StreamLogHandler.standardOutput(label: label)
             handler.logLevel = level
             return handler

@@ -70,7 +70,20 @@ struct DecisionTests {
         let call = DecisionScript.call(entry: entry, limits: plan.limits(for: nil), cost: 3)
         let text = { (values: [[UInt8]]) in values.map { String(decoding: $0, as: UTF8.self) } }
         #expect(text(call.keys) == ["sl:{ID}:t", "sl:{ID}:q"])
-        #expect(text(call.arguments) == ["0", "3", "b", "250000", "2", "0", "q", "7", "m", "10800"])
+        #expect(text(call.arguments) == ["0", "3", "0", "b", "250000", "2", "0", "q", "7", "m", "10800"])
+        // With usage recorded, the retention is the third argument and the usage hash the last key.
+        let recorded = Plan(
+            name: "p", throttle: TokenBucket(rate: 4, burst: 2), quota: Quota(limit: 7, period: .month, offsetHours: 3),
+            routes: [], onBackendError: .deny, usageRetentionDays: 90
+        )
+        let recordedCall = DecisionScript.call(entry: KeyEntry(keyID: "ID", plan: recorded), limits: recorded.limits(for: nil), cost: 3)
+        #expect(text(recordedCall.keys) == ["sl:{ID}:t", "sl:{ID}:q", "sl:{ID}:u"])
+        #expect(text(recordedCall.arguments).prefix(3) == ["0", "3", "90"])
+        // A plan without a quota records no usage.
+        let unquoted = Plan(name: "p", throttle: TokenBucket(rate: 4, burst: 2), quota: nil, routes: [], onBackendError: .deny, usageRetentionDays: 90)
+        let unquotedCall = DecisionScript.call(entry: KeyEntry(keyID: "ID", plan: unquoted), limits: unquoted.limits(for: nil), cost: 1)
+        #expect(text(unquotedCall.keys) == ["sl:{ID}:t"])
+        #expect(text(unquotedCall.arguments).prefix(3) == ["0", "1", "0"])
         let injected = DecisionScript.call(entry: entry, limits: plan.limits(for: nil), cost: 0, nowMicros: 42)
         #expect(text(injected.arguments).prefix(2) == ["42", "0"])
     }

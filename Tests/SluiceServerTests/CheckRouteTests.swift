@@ -232,7 +232,9 @@ struct CheckRouteTests {
             _ = try await h.check(key: "demo-key-123")
             _ = try await h.check(key: "demo-key-123", route: "POST /v1/predict")
             let keys = try await redis.cliAsync("--scan").split(separator: "\n").map(String.init)
-            #expect(keys.count == 3, "\(keys)")
+            // Throttle, route bucket, quota and the per-day usage record.
+            #expect(keys.count == 4, "\(keys)")
+            #expect(keys.contains { $0.hasSuffix("}:u") })
             let tags = Set(keys.compactMap { $0.split(separator: "{").last?.split(separator: "}").first })
             #expect(tags.count == 1)
             for key in keys {

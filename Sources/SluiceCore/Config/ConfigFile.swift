@@ -9,9 +9,10 @@ struct ConfigFile: Decodable {
     var apiKeys: [APIKeySection]?
     var overLimitCache: OverLimitCacheSection?
     var admin: AdminSection?
+    var usage: UsageSection?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case redis, server, limits, logging, plans, admin
+        case redis, server, limits, logging, plans, admin, usage
         case apiKeys = "api_keys"
         case overLimitCache = "over_limit_cache"
     }
@@ -27,6 +28,21 @@ struct ConfigFile: Decodable {
         self.apiKeys = try c.decodeIfPresent([APIKeySection].self, forKey: .apiKeys)
         self.overLimitCache = try c.decodeIfPresent(OverLimitCacheSection.self, forKey: .overLimitCache)
         self.admin = try c.decodeIfPresent(AdminSection.self, forKey: .admin)
+        self.usage = try c.decodeIfPresent(UsageSection.self, forKey: .usage)
+    }
+
+    struct UsageSection: Decodable {
+        var retentionDays: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case retentionDays = "retention_days"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.retentionDays = try c.decodeIfPresent(Int.self, forKey: .retentionDays)
+        }
     }
 
     struct AdminSection: Decodable {
@@ -95,10 +111,12 @@ struct ConfigFile: Decodable {
         var host: String?
         var port: Int?
         var apiKeyHeader: String?
+        var clientTokensSHA256: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case host, port
             case apiKeyHeader = "api_key_header"
+            case clientTokensSHA256 = "client_tokens_sha256"
         }
 
         init(from decoder: any Decoder) throws {
@@ -107,6 +125,7 @@ struct ConfigFile: Decodable {
             self.host = try c.decodeIfPresent(String.self, forKey: .host)
             self.port = try c.decodeIfPresent(Int.self, forKey: .port)
             self.apiKeyHeader = try c.decodeIfPresent(String.self, forKey: .apiKeyHeader)
+            self.clientTokensSHA256 = try c.decodeIfPresent([String].self, forKey: .clientTokensSHA256)
         }
     }
 
@@ -141,15 +160,17 @@ struct ConfigFile: Decodable {
 
     struct LoggingSection: Decodable {
         var level: String?
+        var format: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case level
+            case level, format
         }
 
         init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.level = try c.decodeIfPresent(String.self, forKey: .level)
+            self.format = try c.decodeIfPresent(String.self, forKey: .format)
         }
     }
 
@@ -241,9 +262,10 @@ struct ConfigFile: Decodable {
         var key: String?
         var keySHA256: String?
         var plan: String
+        var name: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case key, plan
+            case key, plan, name
             case keySHA256 = "key_sha256"
         }
 
@@ -253,6 +275,7 @@ struct ConfigFile: Decodable {
             self.key = try c.decodeIfPresent(String.self, forKey: .key)
             self.keySHA256 = try c.decodeIfPresent(String.self, forKey: .keySHA256)
             self.plan = try c.decode(String.self, forKey: .plan)
+            self.name = try c.decodeIfPresent(String.self, forKey: .name)
         }
     }
 }

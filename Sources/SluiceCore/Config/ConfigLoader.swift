@@ -111,6 +111,7 @@ private struct Validator {
     let environment: [String: String]
     let overrides: ConfigOverrides
     var problems: [ConfigError.Problem] = []
+    var usageRetentionDays = 90
 
     init(source: String, environment: [String: String], overrides: ConfigOverrides) {
         self.source = source
@@ -249,6 +250,30 @@ private struct Validator {
             self.fail(levelSource == nil ? "logging.level" : "", "must be one of \(ConfigLoader.logLevels.joined(separator: ", "))", source: levelSource)
         }
 
+        // usage
+        self.usageRetentionDays = self.bounded(file.usage?.retentionDays, "usage.retention_days", default: 90, 0...3660)
+
+        // logging format
+        let logFormat = (self.environment["SLUICE_LOG_FORMAT"] ?? file.logging?.format ?? "json").lowercased()
+        if !["json", "text"].contains(logFormat) {
+            self.fail(file.logging?.format == nil ? "" : "logging.format", "must be json or text", source: self.environment["SLUICE_LOG_FORMAT"] == nil ? nil : "SLUICE_LOG_FORMAT")
+        }
+
+        // client tokens: when set, decision endpoints need X-Sluice-Token
+        var clientDigests: [[UInt8]] = []
+        if let env = self.environment["SLUICE_CLIENT_TOKENS"] {
+            clientDigests = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { KeyDigester.sha256(of: $0) }
+        } else {
+            for (index, hex) in (file.server?.clientTokensSHA256 ?? []).enumerated() {
+                if hex.utf8.count == 64, let bytes = Hex.decode(hex) {
+                    clientDigests.append(bytes)
+                } else {
+                    self.fail("server.client_tokens_sha256[\(index)]", "must be 64 hexadecimal characters (the SHA-256 of a token)")
+                }
+            }
+        }
+
         // plans
         var plans: [String: Plan] = [:]
         for (name, section) in (file.plans ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -272,6 +297,7 @@ private struct Validator {
         var rawKeys: [String: KeyEntry] = [:]
         var shaKeys: [[UInt8]: KeyEntry] = [:]
         var seen: [[UInt8]: Int] = [:]
+        var names: [String: String] = [:]
         for (index, entry) in (file.apiKeys ?? []).enumerated() {
             let path = "api_keys[\(index)]"
             let plan = plans[entry.plan]
@@ -312,6 +338,12 @@ private struct Validator {
             seen[digest] = index
             guard let plan else { continue }
             let keyEntry = KeyEntry(keyID: digester.keyID(sha256: digest), plan: plan)
+            if let name = entry.name {
+                if name.utf8.count > 200 {
+                    self.fail(path + ".name", "must be at most 200 bytes")
+                }
+                names[keyEntry.keyID] = name
+            }
             if let key = entry.key {
                 rawKeys[key] = keyEntry
             } else {
@@ -335,7 +367,10 @@ private struct Validator {
             bounds: bounds,
             overLimitCacheEntries: cacheEntries,
             logLevel: logLevel,
-            rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys),
+            rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys, names: names),
+            clientTokenDigests: clientDigests,
+            usageRetentionDays: self.usageRetentionDays,
+            logFormat: logFormat,
             keySecret: secret,
             warnings: warnings,
             source: self.source
@@ -461,7 +496,8 @@ private struct Validator {
         guard self.problems.count == problemsBefore else { return nil }
         return Plan(
             name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy,
-            throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers, shadow: section.shadow ?? false
+            throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers, shadow: section.shadow ?? false,
+            usageRetentionDays: self.usageRetentionDays
         )
     }
 }

@@ -17,6 +17,9 @@ public enum StateKeys {
     /// Suffix of the quota's counter.
     public static let quotaSuffix = "q"
 
+    /// Suffix of the per-day usage record (a hash of day → units admitted).
+    public static let usageSuffix = "u"
+
     /// Suffix of a route's bucket: a short digest of the route's normalised pattern,
     /// so a long or odd route never lands in a key name.
     public static func routeSuffix(normalizedRoute: String) -> String {

@@ -4,9 +4,9 @@ public enum DecisionScript {
     /// KEYS and ARGV of one script call, as the bytes sent to Redis, assembled from
     /// bytes built once per config load.
     public struct Call: Sendable, Hashable {
-        /// One state key per limit.
+        /// One state key per limit, then the usage record's key when usage is recorded.
         public let keys: [[UInt8]]
-        /// Clock override, cost, then four arguments per limit.
+        /// Clock override, cost, usage retention, then four arguments per limit.
         public let arguments: [[UInt8]]
     }
 
@@ -20,12 +20,20 @@ public enum DecisionScript {
     ///   - nowMicros: a clock override for tests; nil reads Redis `TIME`.
     public static func call(entry: KeyEntry, limits: [Limit], cost: Int, nowMicros: Int64? = nil) -> Call {
         var keys: [[UInt8]] = []
-        keys.reserveCapacity(limits.count)
-        var arguments: [[UInt8]] = [nowMicros.map { Array(String($0).utf8) } ?? self.liveClock, Array(String(cost).utf8)]
-        arguments.reserveCapacity(2 + 4 * limits.count)
+        keys.reserveCapacity(limits.count + 1)
+        let plan = entry.plan
+        var arguments: [[UInt8]] = [
+            nowMicros.map { Array(String($0).utf8) } ?? self.liveClock, Array(String(cost).utf8), plan.usageArgumentBytes,
+        ]
+        arguments.reserveCapacity(3 + 4 * limits.count)
+        var countsQuota = false
         for limit in limits {
             keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
             arguments.append(contentsOf: limit.scriptArgumentBytes)
+            if case .quota = limit.kind { countsQuota = true }
+        }
+        if countsQuota && plan.usageRetentionDays > 0 {
+            keys.append(entry.usageKeyBytes)
         }
         return Call(keys: keys, arguments: arguments)
     }
@@ -34,6 +42,9 @@ public enum DecisionScript {
     public struct MalformedReply: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
+
+    /// Integers per limit in the script's reply.
+    static let valuesPerLimit = 5
 
     /// The script's reply, decoded.
     public struct Result: Sendable, Hashable {
@@ -48,8 +59,8 @@ public enum DecisionScript {
     /// Decodes the script's integer array.
     /// - Throws: ``MalformedReply`` if the array does not match the limits.
     public static func result(limits: [Limit], values: [Int64]) throws -> Result {
-        guard values.count == 2 + 4 * limits.count else {
-            throw MalformedReply(description: "expected \(2 + 4 * limits.count) integers, got \(values.count)")
+        guard values.count == 2 + Self.valuesPerLimit * limits.count else {
+            throw MalformedReply(description: "expected \(2 + Self.valuesPerLimit * limits.count) integers, got \(values.count)")
         }
         // Whatever Redis returns, keep values where later arithmetic cannot overflow.
         let ceiling: Int64 = 1 << 52
@@ -57,7 +68,7 @@ public enum DecisionScript {
         var states: [LimitState] = []
         states.reserveCapacity(limits.count)
         for (index, limit) in limits.enumerated() {
-            let base = 2 + index * 4
+            let base = 2 + index * Self.valuesPerLimit
             let window: Int
             switch limit.kind {
             case .bucket(let bucket): window = bucket.policyWindowSeconds
@@ -66,7 +77,8 @@ public enum DecisionScript {
             states.append(
                 LimitState(
                     name: limit.name,
-                    limit: limit.capacity,
+                    // A quota's units this window include an extension an operator granted.
+                    limit: max(0, clamp(values[base + 4])),
                     remaining: max(0, clamp(values[base])),
                     resetAfterMs: max(0, clamp(values[base + 1])),
                     retryAfterMs: clamp(values[base + 2]),

@@ -48,6 +48,11 @@ public struct Plan: Sendable, Hashable {
     /// A shadow plan never denies: a request it would deny is allowed, consumes nothing
     /// and is marked `shadow_denied`.
     public let shadow: Bool
+    /// Days of per-day usage the decision script keeps for keys of this plan; 0 when the
+    /// plan has no quota or usage recording is off.
+    public let usageRetentionDays: Int
+    /// `usageRetentionDays` as the script argument, built once.
+    let usageArgumentBytes: [UInt8]
 
     private let defaultLimits: [Limit]
     private let limitsByRule: [[Limit]]
@@ -62,7 +67,8 @@ public struct Plan: Sendable, Hashable {
         throttleUnit: LimitUnit = .requests,
         quotaUnit: LimitUnit = .requests,
         headers: Set<HeaderStyle> = [.ietf],
-        shadow: Bool = false
+        shadow: Bool = false,
+        usageRetentionDays: Int = 0
     ) {
         let throttleLimit = throttle.map {
             Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix, unit: throttleUnit)
@@ -75,6 +81,8 @@ public struct Plan: Sendable, Hashable {
         self.routes = routes
         self.headers = headers
         self.shadow = shadow
+        self.usageRetentionDays = quota == nil ? 0 : max(0, usageRetentionDays)
+        self.usageArgumentBytes = Array(String(self.usageRetentionDays).utf8)
         self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 }
         self.limitsByRule = routes.map { rule in
             var limits: [Limit] = []
@@ -105,7 +113,16 @@ public struct Plan: Sendable, Hashable {
     /// The limits that apply to a request on `route` (nil: no route given), in a fixed order:
     /// throttle (or the route's own), route (when additional), quota.
     public func limits(for route: RequestRoute?) -> [Limit] {
-        if let route, let index = self.ruleIndex(for: route) {
+        self.limits(forRuleAt: route.flatMap { self.ruleIndex(for: $0) })
+    }
+
+    /// Every limit of the plan, each once: throttle, quota, then route buckets in config order.
+    public var allLimits: [Limit] {
+        [self.throttle, self.quota].compactMap { $0 } + self.routes.map(\.limit)
+    }
+
+    private func limits(forRuleAt index: Int?) -> [Limit] {
+        if let index {
             return self.limitsByRule[index]
         }
         return self.defaultLimits

@@ -6,12 +6,15 @@ public struct KeyEntry: Sendable, Hashable {
     public let plan: Plan
     /// `sl:{<id>}:`, prefix of the key's Redis state keys, as bytes built once.
     let statePrefixBytes: [UInt8]
+    /// The key of its usage record, as bytes built once.
+    let usageKeyBytes: [UInt8]
 
     /// Creates an entry.
     public init(keyID: String, plan: Plan) {
         self.keyID = keyID
         self.plan = plan
         self.statePrefixBytes = Array(StateKeys.prefix(keyID: keyID).utf8)
+        self.usageKeyBytes = self.statePrefixBytes + Array(StateKeys.usageSuffix.utf8)
     }
 }
 
@@ -23,16 +26,23 @@ public struct RuleSet: Sendable {
     public let plans: [String: Plan]
     private let byRawKey: [String: KeyEntry]
     private let bySHA256: [[UInt8]: KeyEntry]
+    /// Every entry by key id, with the name the config gives it.
+    public let byID: [String: (entry: KeyEntry, name: String?)]
 
     /// Creates a rule set.
     /// - Parameters:
     ///   - plans: plans by name.
     ///   - rawKeys: entries of keys given in clear, by key.
     ///   - sha256Keys: entries of keys given as SHA-256, by digest (32 bytes).
-    public init(plans: [String: Plan], rawKeys: [String: KeyEntry], sha256Keys: [[UInt8]: KeyEntry]) {
+    ///   - names: names of keys, by key id.
+    public init(plans: [String: Plan], rawKeys: [String: KeyEntry], sha256Keys: [[UInt8]: KeyEntry], names: [String: String] = [:]) {
         self.plans = plans
         self.byRawKey = rawKeys
         self.bySHA256 = sha256Keys
+        var byID: [String: (entry: KeyEntry, name: String?)] = [:]
+        for entry in rawKeys.values { byID[entry.keyID] = (entry, names[entry.keyID]) }
+        for entry in sha256Keys.values { byID[entry.keyID] = (entry, names[entry.keyID]) }
+        self.byID = byID
     }
 
     /// Number of API keys.

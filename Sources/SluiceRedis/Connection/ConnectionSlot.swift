@@ -31,6 +31,7 @@ final class ConnectionSlot: @unchecked Sendable {
     private let shared: RedisClient.Shared
     private var state: State = .idle
     private var failedAttempts = 0
+    private var connectedBefore = false
     private var nextWaiterID = 0
     private var logger: Logger
 
@@ -227,6 +228,10 @@ final class ConnectionSlot: @unchecked Sendable {
             self.logger.debug("connected to Redis")
         }
         self.failedAttempts = 0
+        if self.connectedBefore {
+            self.shared.observer?.reconnected()
+        }
+        self.connectedBefore = true
         self.state = .ready(connection)
         self.shared.status.connectionUp()
         connection.closeFuture.whenComplete { [self] _ in

@@ -12,6 +12,9 @@ final class EventLoopConnections: @unchecked Sendable {
         self.slots = (0..<count).map { ConnectionSlot(eventLoop: eventLoop, shared: shared, index: firstIndex + $0) }
     }
 
+    /// Commands in flight or waiting, on every slot.
+    var load: Int { self.slots.reduce(0) { $0 + $1.load } }
+
     func start() {
         for slot in self.slots { slot.start() }
     }

@@ -44,12 +44,14 @@ public final class RedisClient: Service, Sendable {
         let configuration: RedisClientConfiguration
         let scripts: [RedisScript]
         let logger: Logger
+        let observer: (any RedisClientObserver)?
         let status = Status()
 
-        init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger) {
+        init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger, observer: (any RedisClientObserver)?) {
             self.configuration = configuration
             self.scripts = scripts
             self.logger = logger
+            self.observer = observer
         }
     }
 
@@ -90,13 +92,15 @@ public final class RedisClient: Service, Sendable {
     ///   - eventLoopGroup: the loops to keep connections on (use the HTTP server's).
     ///   - scripts: scripts loaded on every connection, runnable with ``evaluate(_:keys:arguments:on:)``.
     ///   - logger: for connection events.
+    ///   - observer: told of every command's outcome and of reconnects (metrics).
     public init(
         configuration: RedisClientConfiguration,
         eventLoopGroup: any EventLoopGroup,
         scripts: [RedisScript] = [],
-        logger: Logger
+        logger: Logger,
+        observer: (any RedisClientObserver)? = nil
     ) {
-        let shared = Shared(configuration: configuration, scripts: scripts, logger: logger)
+        let shared = Shared(configuration: configuration, scripts: scripts, logger: logger, observer: observer)
         self.shared = shared
         self.group = eventLoopGroup
         var pools: [EventLoopConnections] = []
@@ -172,6 +176,7 @@ public final class RedisClient: Service, Sendable {
             promise.fail(error)
             return promise.futureResult
         }
+        self.observe(promise.futureResult, since: .now())
         if pool.eventLoop.inEventLoop {
             pool.send([command], deadline: deadline, promises: [promise])
         } else {
@@ -180,6 +185,31 @@ public final class RedisClient: Service, Sendable {
             }
         }
         return promise.futureResult
+    }
+
+    /// Tells the observer, if any, how a command ended.
+    private func observe(_ future: EventLoopFuture<RedisReply>, since start: NIODeadline) {
+        guard let observer = self.shared.observer else { return }
+        future.whenComplete { result in
+            let elapsed = NIODeadline.now() - start
+            switch result {
+            case .success(let reply):
+                observer.commandCompleted(duration: .nanoseconds(elapsed.nanoseconds), errorKind: reply.errorMessage == nil ? nil : "server_error")
+            case .failure(let error as SluiceRedisError):
+                observer.commandCompleted(duration: .nanoseconds(elapsed.nanoseconds), errorKind: error.code.description)
+            case .failure:
+                observer.commandCompleted(duration: .nanoseconds(elapsed.nanoseconds), errorKind: "other")
+            }
+        }
+    }
+
+    /// Commands written to Redis and not yet answered, or waiting for a connection, on every loop.
+    public func pendingCommands() async -> Int {
+        var total = 0
+        for pool in self.pools {
+            total += (try? await pool.eventLoop.submit { pool.load }.get()) ?? 0
+        }
+        return total
     }
 
     /// Runs a script with EVALSHA. If Redis lost it (NOSCRIPT, after a restart or
@@ -236,7 +266,8 @@ public final class RedisClient: Service, Sendable {
         on eventLoop: (any EventLoop)? = nil
     ) -> [EventLoopFuture<RedisReply>] {
         let pool = self.pool(for: eventLoop)
-        let deadline = pool.eventLoop.now + self.shared.configuration.commandTimeout
+        let start = NIODeadline.now()
+        let deadline = start + self.shared.configuration.commandTimeout
         var commands: [ByteBuffer] = []
         var sent: [EventLoopPromise<RedisReply>] = []
         var promises: [EventLoopPromise<RedisReply>] = []
@@ -250,6 +281,7 @@ public final class RedisClient: Service, Sendable {
             evalshas.append(evalsha)
             let promise = pool.eventLoop.makePromise(of: RedisReply.self)
             promises.append(promise)
+            self.observe(promise.futureResult, since: start)
             do {
                 // One buffer per command, sized for it.
                 commands.append(try RESPEncoder.encode(evalsha))
@@ -290,4 +322,14 @@ public final class RedisClient: Service, Sendable {
         let any = self.group.any()
         return self.poolByLoop[ObjectIdentifier(any)] ?? self.pools[0]
     }
+}
+
+/// Hears how the client's commands end and when connections come back: the hook for metrics.
+/// Called on event loops: implementations must be cheap and must not block.
+public protocol RedisClientObserver: Sendable {
+    /// A command got its reply (`errorKind` nil, or `server_error` for an error reply) or failed
+    /// (`errorKind` is the ``SluiceRedisError/Code`` description).
+    func commandCompleted(duration: Duration, errorKind: String?)
+    /// A connection that had been up before is up again.
+    func reconnected()
 }

@@ -23,9 +23,21 @@ public struct RedisScript: Sendable, Hashable {
         self.sha1Argument = RedisArgument(self.sha1)
     }
 
-    /// The decision script (`Lua/decide.lua`), embedded in the binary at build time.
-    public static let decide = RedisScript(
-        name: "decide",
-        source: String(decoding: PackageResources.decide_lua, as: UTF8.self)
-    )
+    /// A script of Sluice's: `Lua/prelude.lua` (shared helpers) followed by its own file,
+    /// both embedded in the binary at build time.
+    private static func sluice(_ name: String, _ body: [UInt8]) -> RedisScript {
+        RedisScript(name: name, source: String(decoding: PackageResources.prelude_lua + [0x0A] + body, as: UTF8.self))
+    }
+
+    /// The decision script (`Lua/decide.lua`).
+    public static let decide = sluice("decide", PackageResources.decide_lua)
+    /// Reads limit state without consuming (`Lua/inspect.lua`).
+    public static let inspect = sluice("inspect", PackageResources.inspect_lua)
+    /// Extends or sets a quota's current window (`Lua/quota.lua`).
+    public static let quota = sluice("quota", PackageResources.quota_lua)
+    /// Changes the runtime key registry (`Lua/registry.lua`).
+    public static let registry = sluice("registry", PackageResources.registry_lua)
+
+    /// Every script Sluice runs, loaded on each connection.
+    public static let all: [RedisScript] = [.decide, .inspect, .quota, .registry]
 }

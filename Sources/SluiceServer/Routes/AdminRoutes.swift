@@ -1,31 +1,76 @@
 import Foundation
 import Hummingbird
+import Logging
 import HTTPTypes
 import NIOCore
 import SluiceCore
+import SluiceRedis
 
-/// `/admin/v1`: operators' API, behind bearer tokens. Tokens are compared as SHA-256
-/// digests in constant time; no token configured = the admin API is disabled (404).
+/// `/admin/v1` (operators' API, behind bearer tokens) and `/metrics` (no token: the admin
+/// listener is private and Prometheus scrapes it). Keys are addressed by key id, never by
+/// the raw key.
 struct AdminRoutes: Sendable {
     let store: ConfigStore
     let reloader: ConfigReloader?
+    let registry: KeyRegistry
+    let redis: RedisClient
+    let cache: OverLimitCache?
+    let metrics: SluiceMetrics
+
+    /// Longest name a key may be given.
+    static let maxNameBytes = 200
+    /// Largest quota change accepted.
+    static let maxQuotaUnits = 1_000_000_000_000
 
     func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("metrics") { _, _ in
+            await self.renderMetrics()
+        }
         let group = router.group("admin/v1").add(middleware: AdminAuthMiddleware<Context>(store: self.store))
-        group.get("plans") { _, _ in
-            self.plans()
+        group.get("plans") { _, _ in self.plans() }
+        group.post("keys/lookup") { request, _ in try await self.lookup(request) }
+        group.post("keys") { request, context in try await self.create(request, logger: context.logger) }
+        group.get("keys") { request, _ in try self.list(request) }
+        group.get("keys/:id") { _, context in try await self.show(context.parameters.require("id")) }
+        group.put("keys/:id") { request, context in
+            try await self.move(context.parameters.require("id"), request: request, logger: context.logger)
         }
-        group.post("keys/lookup") { request, _ in
-            try await self.lookup(request)
+        group.delete("keys/:id") { _, context in
+            try await self.revoke(context.parameters.require("id"), logger: context.logger)
         }
-        group.post("reload") { _, _ in
-            try self.reload()
+        group.get("keys/:id/state") { _, context in try await self.state(context.parameters.require("id")) }
+        group.delete("keys/:id/state") { request, context in
+            try await self.reset(context.parameters.require("id"), request: request, logger: context.logger)
         }
+        group.post("keys/:id/quota") { request, context in
+            try await self.adjustQuota(context.parameters.require("id"), request: request, logger: context.logger)
+        }
+        group.get("keys/:id/usage") { request, context in
+            try await self.usage(context.parameters.require("id"), request: request)
+        }
+        group.post("reload") { _, _ in try self.reload() }
     }
+
+    // MARK: metrics
+
+    func renderMetrics() async -> Response {
+        let snapshot = self.store.current
+        self.metrics.sample(
+            pendingRedisCommands: await self.redis.pendingCommands(),
+            cacheEntries: self.cache?.count ?? 0,
+            runtimeKeys: snapshot.keyring.records.count
+        )
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
+    }
+
+    // MARK: plans
 
     func plans() -> Response {
         let config = self.store.current.config
-        var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 512))
+        var writer = Self.writer()
         writer.beginObject()
         writer.beginArray("plans")
         for plan in config.rules.plans.values.sorted(by: { $0.name < $1.name }) {
@@ -65,23 +110,303 @@ struct AdminRoutes: Sendable {
         return Self.json(writer)
     }
 
+    // MARK: keys
+
     func lookup(_ request: Request) async throws -> Response {
-        let snapshot = self.store.current
-        let body = try await request.body.collect(upTo: snapshot.config.bounds.maxBodyBytes)
-        struct Lookup: Decodable { let api_key: String }
-        guard let lookup = try? JSONDecoder().decode(Lookup.self, from: Data(body.readableBytesView)), !lookup.api_key.isEmpty else {
-            throw APIError(.badRequest, code: "invalid_body", message: #"send {"api_key": "..."}"#)
+        struct Body: Decodable { let api_key: String }
+        let body = try await self.decode(Body.self, from: request, hint: #"send {"api_key": "..."}"#)
+        guard !body.api_key.isEmpty else {
+            throw APIError(.badRequest, code: "invalid_body", message: "api_key must not be empty")
         }
-        let id = KeyDigester(secret: snapshot.config.keySecret).keyID(apiKey: lookup.api_key)
-        let entry = snapshot.config.rules.resolve(apiKey: lookup.api_key)
-        var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 128))
+        let keyring = self.store.current.keyring
+        let id = keyring.keyID(apiKey: body.api_key)
+        let known = keyring.key(id: id)
+        var writer = Self.writer()
         writer.beginObject()
         writer.field("id", id)
-        writer.field("known", entry != nil)
-        writer.field("plan", entry?.plan.name)
+        writer.field("known", known != nil)
+        writer.field("plan", known?.record.plan)
+        writer.field("source", known?.record.source.rawValue)
         writer.endObject()
         return Self.json(writer)
     }
+
+    func create(_ request: Request, logger: Logger) async throws -> Response {
+        struct Body: Decodable {
+            let plan: String
+            let api_key: String?
+            let name: String?
+        }
+        let body = try await self.decode(Body.self, from: request, hint: #"send {"plan": "...", "api_key"?: "...", "name"?: "..."}"#)
+        let snapshot = self.store.current
+        guard snapshot.config.rules.plans[body.plan] != nil else {
+            throw Self.unknownPlan(body.plan)
+        }
+        let apiKey: String
+        if let given = body.api_key {
+            guard !given.isEmpty, given.utf8.count <= snapshot.config.bounds.maxAPIKeyBytes else {
+                throw APIError(
+                    .badRequest, code: "invalid_body",
+                    message: "api_key must be 1-\(snapshot.config.bounds.maxAPIKeyBytes) bytes"
+                )
+            }
+            apiKey = given
+        } else {
+            apiKey = Self.generateKey()
+        }
+        try Self.validateName(body.name)
+        let id = snapshot.keyring.keyID(apiKey: apiKey)
+        if snapshot.config.rules.byID[id] != nil {
+            throw APIError(.conflict, code: "key_exists", message: "this API key is declared in the config file")
+        }
+        let record = RuntimeKey(id: id, plan: body.plan, name: body.name, created: Self.nowMs())
+        do {
+            try await self.registry.change(.create, id: id, record: record)
+        } catch is KeyRegistry.Refused {
+            throw APIError(.conflict, code: "key_exists", message: "a runtime key with this value exists")
+        } catch {
+            throw Self.backend(error)
+        }
+        logger.info("runtime key created", metadata: ["key_id": "\(id)", "plan": "\(body.plan)"])
+        var writer = Self.writer()
+        writer.beginObject()
+        writer.field("id", id)
+        writer.field("api_key", apiKey)
+        writer.field("plan", record.plan)
+        writer.field("name", record.name)
+        writer.field("created", Self.timestamp(ms: record.created))
+        writer.field("source", KeySource.runtime.rawValue)
+        writer.endObject()
+        return Self.json(writer, status: .created)
+    }
+
+    func list(_ request: Request) throws -> Response {
+        let query = request.uri.queryParameters
+        let keyring = self.store.current.keyring
+        var limit = 100
+        if let text = query["limit"] {
+            guard let value = Int(String(text)), (1...1000).contains(value) else {
+                throw APIError(.badRequest, code: "invalid_query", message: "limit must be an integer 1-1000")
+            }
+            limit = value
+        }
+        let plan = query["plan"].map(String.init)
+        if let plan, keyring.rules.plans[plan] == nil {
+            throw Self.unknownPlan(plan)
+        }
+        let cursor = query["cursor"].map(String.init)
+        let page = keyring.page(plan: plan, after: cursor, limit: limit)
+        var writer = Self.writer(capacity: 128 + 160 * page.keys.count)
+        writer.beginObject()
+        writer.beginArray("keys")
+        for record in page.keys {
+            Self.write(record, into: &writer)
+        }
+        writer.endArray()
+        writer.field("next_cursor", page.next)
+        writer.endObject()
+        return Self.json(writer)
+    }
+
+    func show(_ id: String) async throws -> Response {
+        let key = try await self.key(id)
+        var writer = Self.writer()
+        Self.write(key.record, into: &writer)
+        return Self.json(writer)
+    }
+
+    func move(_ id: String, request: Request, logger: Logger) async throws -> Response {
+        struct Body: Decodable { let plan: String }
+        let body = try await self.decode(Body.self, from: request, hint: #"send {"plan": "..."}"#)
+        let snapshot = self.store.current
+        guard snapshot.config.rules.plans[body.plan] != nil else {
+            throw Self.unknownPlan(body.plan)
+        }
+        if snapshot.config.rules.byID[id] != nil {
+            throw Self.configKey()
+        }
+        guard var record = try await self.runtimeRecord(id) else {
+            throw Self.unknownKey(id)
+        }
+        record.plan = body.plan
+        do {
+            try await self.registry.change(.update, id: id, record: record)
+        } catch is KeyRegistry.Refused {
+            throw Self.unknownKey(id)
+        } catch {
+            throw Self.backend(error)
+        }
+        logger.info("runtime key moved", metadata: ["key_id": "\(id)", "plan": "\(body.plan)"])
+        var writer = Self.writer()
+        Self.write(KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime), into: &writer)
+        return Self.json(writer)
+    }
+
+    func revoke(_ id: String, logger: Logger) async throws -> Response {
+        if self.store.current.config.rules.byID[id] != nil {
+            throw Self.configKey()
+        }
+        do {
+            try await self.registry.change(.delete, id: id, record: nil)
+        } catch is KeyRegistry.Refused {
+            throw Self.unknownKey(id)
+        } catch {
+            throw Self.backend(error)
+        }
+        logger.info("runtime key revoked", metadata: ["key_id": "\(id)"])
+        return Response(status: .noContent, headers: [.cacheControl: "no-store"])
+    }
+
+    // MARK: state
+
+    func state(_ id: String) async throws -> Response {
+        let (entry, record) = try await self.activeKey(id)
+        let limits = entry.plan.allLimits
+        let snapshots: [StateScripts.LimitSnapshot]
+        if limits.isEmpty {
+            snapshots = []
+        } else {
+            snapshots = try await self.inspect(entry, limits: limits).limits
+        }
+        var writer = Self.writer(capacity: 256 + 256 * snapshots.count)
+        writer.beginObject()
+        writer.field("id", id)
+        writer.field("plan", record.plan)
+        writer.field("source", record.source.rawValue)
+        writer.beginArray("limits")
+        for snapshot in snapshots {
+            Self.write(snapshot, into: &writer)
+        }
+        writer.endArray()
+        writer.endObject()
+        return Self.json(writer)
+    }
+
+    func reset(_ id: String, request: Request, logger: Logger) async throws -> Response {
+        let (entry, _) = try await self.activeKey(id)
+        var limits = entry.plan.allLimits
+        if let name = request.uri.queryParameters["limit"].map(String.init) {
+            limits = limits.filter { $0.name == name }
+            guard !limits.isEmpty else {
+                throw APIError(
+                    .badRequest, code: "unknown_limit",
+                    message: "the key's plan has no limit \"\(name)\"; it has \(entry.plan.allLimits.map(\.name).joined(separator: ", "))"
+                )
+            }
+        }
+        if !limits.isEmpty {
+            let keys = limits.map { RedisArgument(StateKeys.prefix(keyID: entry.keyID) + $0.keySuffix) }
+            do {
+                _ = try await self.redis.command(["DEL"] + keys)
+            } catch {
+                throw Self.backend(error)
+            }
+        }
+        await self.registry.stateChanged(id: id)
+        logger.info("key state reset", metadata: ["key_id": "\(id)", "limits": "\(limits.map(\.name))"])
+        var writer = Self.writer()
+        writer.beginObject()
+        writer.field("id", id)
+        writer.field("reset", strings: limits.map(\.name))
+        writer.endObject()
+        return Self.json(writer)
+    }
+
+    func adjustQuota(_ id: String, request: Request, logger: Logger) async throws -> Response {
+        struct Body: Decodable {
+            let add: Int?
+            let remaining: Int?
+        }
+        let hint = #"send {"add": N} (N >= 1) or {"remaining": N} (N >= 0)"#
+        let body = try await self.decode(Body.self, from: request, hint: hint)
+        let change: StateScripts.QuotaChange
+        switch (body.add, body.remaining) {
+        case (let add?, nil) where (1...Self.maxQuotaUnits).contains(add):
+            change = .add(add)
+        case (nil, let remaining?) where (0...Self.maxQuotaUnits).contains(remaining):
+            change = .setRemaining(remaining)
+        default:
+            throw APIError(.badRequest, code: "invalid_body", message: hint + ", at most \(Self.maxQuotaUnits)")
+        }
+        let (entry, _) = try await self.activeKey(id)
+        guard let quota = entry.plan.quota else {
+            throw Self.noQuota(entry.plan.name)
+        }
+        let call = StateScripts.adjustQuota(entry: entry, quota: quota, change: change)
+        let snapshot: StateScripts.LimitSnapshot
+        do {
+            let values = try await self.script(.quota, call)
+            snapshot = try StateScripts.adjusted(quota: quota, values: values)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw Self.backend(error)
+        }
+        await self.registry.stateChanged(id: id)
+        logger.info("quota changed", metadata: ["key_id": "\(id)", "change": "\(change)", "limit": "\(snapshot.limit)"])
+        var writer = Self.writer()
+        Self.write(snapshot, into: &writer)
+        return Self.json(writer)
+    }
+
+    func usage(_ id: String, request: Request) async throws -> Response {
+        var days = 7
+        if let text = request.uri.queryParameters["days"] {
+            guard let value = Int(String(text)), (1...366).contains(value) else {
+                throw APIError(.badRequest, code: "invalid_query", message: "days must be an integer 1-366")
+            }
+            days = value
+        }
+        let (entry, record) = try await self.activeKey(id)
+        guard let quotaLimit = entry.plan.quota, case .quota(let quota) = quotaLimit.kind else {
+            throw Self.noQuota(entry.plan.name)
+        }
+        let (nowMs, states) = try await self.inspect(entry, limits: [quotaLimit])
+        let reply: RedisReply
+        do {
+            reply = try await self.redis.command(["HGETALL", RedisArgument(StateKeys.prefix(keyID: entry.keyID) + StateKeys.usageSuffix)])
+        } catch {
+            throw Self.backend(error)
+        }
+        var usedByDay: [Int64: Int] = [:]
+        let elements = reply.array ?? []
+        var index = 0
+        while index + 1 < elements.count {
+            if let day = elements[index].int, let used = elements[index + 1].int {
+                usedByDay[day] = Int(clamping: used)
+            }
+            index += 2
+        }
+        let report = UsageReport(
+            quota: quota, usedByDay: usedByDay, currentLimit: states.first?.limit ?? quota.limit,
+            nowSeconds: QuotaCalendar.floorDiv(nowMs, 1000), count: days
+        )
+        var writer = Self.writer(capacity: 256 + 128 * days)
+        writer.beginObject()
+        writer.field("id", id)
+        writer.field("plan", record.plan)
+        writer.beginObject("quota")
+        writer.field("limit", quota.limit)
+        writer.field("period", quota.period.rawValue)
+        writer.field("offset_hours", quota.offsetHours)
+        writer.endObject()
+        writer.field("retention_days", self.store.current.config.usageRetentionDays)
+        writer.beginArray("days")
+        for day in report.days {
+            writer.beginObject()
+            writer.field("date", day.date)
+            writer.field("start", QuotaCalendar.timestamp(seconds: day.start))
+            writer.field("end", QuotaCalendar.timestamp(seconds: day.end))
+            writer.field("used", day.used)
+            writer.field("remaining", day.remaining)
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+        return Self.json(writer)
+    }
+
+    // MARK: reload
 
     func reload() throws -> Response {
         guard let reloader = self.reloader else {
@@ -89,7 +414,7 @@ struct AdminRoutes: Sendable {
         }
         switch reloader.reload() {
         case .success(let config):
-            var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 128))
+            var writer = Self.writer()
             writer.beginObject()
             writer.field("status", "reloaded")
             writer.field("plans", config.rules.plans.count)
@@ -101,11 +426,174 @@ struct AdminRoutes: Sendable {
         }
     }
 
-    static func json(_ writer: JSONWriter) -> Response {
+    // MARK: helpers
+
+    /// A key by id: this instance's keyring first, then (for a runtime key created on another
+    /// instance a moment ago) the registry in Redis.
+    private func key(_ id: String) async throws -> (entry: KeyEntry?, record: KeyRecord) {
+        let keyring = self.store.current.keyring
+        if let known = keyring.key(id: id) {
+            return known
+        }
+        guard let record = try await self.runtimeRecord(id) else {
+            throw Self.unknownKey(id)
+        }
+        let entry = keyring.rules.plans[record.plan].map { KeyEntry(keyID: id, plan: $0) }
+        return (entry, KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime))
+    }
+
+    /// A key whose plan is in force.
+    private func activeKey(_ id: String) async throws -> (entry: KeyEntry, record: KeyRecord) {
+        let key = try await self.key(id)
+        guard let entry = key.entry else {
+            throw APIError(.conflict, code: "unknown_plan", message: "the key's plan \"\(key.record.plan)\" is not in the config")
+        }
+        return (entry, key.record)
+    }
+
+    private func runtimeRecord(_ id: String) async throws -> RuntimeKey? {
+        let reply: RedisReply
+        do {
+            reply = try await self.redis.command(["HGET", RedisArgument(KeyRegistry.hashKey), RedisArgument(id)])
+        } catch {
+            throw Self.backend(error)
+        }
+        guard case .bulk(let bytes) = reply else { return nil }
+        return try? JSONDecoder().decode(RuntimeKey.self, from: Data(bytes))
+    }
+
+    private func inspect(_ entry: KeyEntry, limits: [Limit]) async throws -> (nowMs: Int64, limits: [StateScripts.LimitSnapshot]) {
+        do {
+            let values = try await self.script(.inspect, StateScripts.inspect(entry: entry, limits: limits))
+            return try StateScripts.snapshots(limits: limits, values: values)
+        } catch {
+            throw Self.backend(error)
+        }
+    }
+
+    private func script(_ script: RedisScript, _ call: StateScripts.Call) async throws -> [Int64] {
+        let reply = try await self.redis.evaluate(
+            script, keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
+        ).get()
+        if let message = reply.errorMessage {
+            throw RedisServerError(message: message)
+        }
+        guard let values = reply.array?.compactMap(\.int) else {
+            throw StateScripts.MalformedReply(description: "not an integer array")
+        }
+        return values
+    }
+
+    private func decode<Body: Decodable>(_ type: Body.Type, from request: Request, hint: String) async throws -> Body {
+        if let contentType = request.headers[.contentType], !CheckRoute.isJSON(contentType) {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
+        }
+        let limit = self.store.current.config.bounds.maxBodyBytes
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(InputError.bodyTooLarge(limit))
+        }
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(body.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, code: "invalid_body", message: hint)
+        }
+    }
+
+    private static func validateName(_ name: String?) throws {
+        guard let name else { return }
+        if name.utf8.count > self.maxNameBytes || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw APIError(.badRequest, code: "invalid_body", message: "name must be at most \(self.maxNameBytes) bytes of printable text")
+        }
+    }
+
+    /// A new API key: `sk-` and 192 random bits, base64url.
+    static func generateKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return "sk-" + Base64URL.encode(bytes)
+    }
+
+    private static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    private static func timestamp(ms: Int64) -> String {
+        QuotaCalendar.timestamp(seconds: QuotaCalendar.floorDiv(ms, 1000))
+    }
+
+    private static func write(_ record: KeyRecord, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("id", record.id)
+        writer.field("name", record.name)
+        writer.field("plan", record.plan)
+        writer.field("created", record.created.map { Self.timestamp(ms: $0) })
+        writer.field("source", record.source.rawValue)
+        writer.endObject()
+    }
+
+    private static func write(_ snapshot: StateScripts.LimitSnapshot, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("name", snapshot.name)
+        switch snapshot.kind {
+        case .bucket(let bucket):
+            writer.field("kind", "bucket")
+            writer.field("limit", snapshot.limit)
+            writer.field("remaining", snapshot.remaining)
+            writer.field("reset_after_ms", snapshot.resetAfterMs)
+            writer.field("ttl_ms", snapshot.ttlMs)
+            writer.field("rate", number: bucket.rate)
+            writer.field("burst", bucket.burst)
+            writer.field("tokens", number: snapshot.tokens)
+        case .quota(let quota):
+            writer.field("kind", "quota")
+            writer.field("limit", snapshot.limit)
+            writer.field("remaining", snapshot.remaining)
+            writer.field("reset_after_ms", snapshot.resetAfterMs)
+            writer.field("ttl_ms", snapshot.ttlMs)
+            writer.field("base_limit", quota.limit)
+            writer.field("extension", snapshot.extension_)
+            writer.field("used", snapshot.used)
+            writer.field("period", quota.period.rawValue)
+            writer.field("offset_hours", quota.offsetHours)
+            writer.field("window_start", QuotaCalendar.timestamp(seconds: snapshot.windowStart))
+            writer.field("window_end", QuotaCalendar.timestamp(seconds: snapshot.windowEnd))
+        }
+        writer.endObject()
+    }
+
+    private static func unknownPlan(_ plan: String) -> APIError {
+        APIError(.badRequest, code: "unknown_plan", message: "there is no plan \"\(plan)\"")
+    }
+
+    private static func unknownKey(_ id: String) -> APIError {
+        APIError(.notFound, code: "unknown_key", message: "no API key has the id \"\(id)\"")
+    }
+
+    private static func configKey() -> APIError {
+        APIError(.conflict, code: "config_key", message: "this key is declared in the config file: change it there")
+    }
+
+    private static func noQuota(_ plan: String) -> APIError {
+        APIError(.conflict, code: "no_quota", message: "plan \"\(plan)\" has no quota")
+    }
+
+    private static func backend(_ error: any Error) -> APIError {
+        if let error = error as? APIError { return error }
+        return APIError.backendUnavailable("\(error)")
+    }
+
+    private static func writer(capacity: Int = 256) -> JSONWriter {
+        JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: capacity))
+    }
+
+    static func json(_ writer: JSONWriter, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = DecisionResponse.jsonContentType
         headers[.cacheControl] = "no-store"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: writer.buffer))
     }
 }
 
@@ -126,22 +614,9 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <admin token>")
         }
-        let presented = KeyDigester.sha256(of: String(parts[1]))
-        // Every digest is compared in full, whatever matches: the time does not tell which.
-        var matched = false
-        for digest in digests where Self.constantTimeEqual(digest, presented) {
-            matched = true
-        }
-        guard matched else {
+        guard BearerTokens.matches(String(parts[1]), digests: digests) else {
             throw APIError(.forbidden, code: "invalid_token", message: "the admin token is not valid")
         }
         return try await next(request, context)
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
     }
 }

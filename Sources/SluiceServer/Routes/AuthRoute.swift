@@ -48,11 +48,15 @@ struct AuthRoute: Sendable {
         if path.hasPrefix("/v1/auth/") {
             suffixRoute = RequestRoute(method: request.method.rawValue, target: path.dropFirst("/v1/auth".count))
         }
+        let start = ContinuousClock.now
         let snapshot = self.store.current
+        try ClientTokens.verify(request.headers, snapshot: snapshot)
         let checkRequest = try self.checkRequest(from: request.headers, pathRoute: suffixRoute, snapshot: snapshot)
         // Envoy's ext_authz (the path form) takes only 200 as "allowed"; the others take any 2xx.
         let allowedStatus: HTTPResponse.Status = suffixRoute == nil ? .noContent : .ok
-        switch await self.decider.decide(checkRequest, rules: snapshot.config.rules, on: context.eventLoop) {
+        let outcome = await self.decider.decide(checkRequest, keyring: snapshot.keyring, on: context.eventLoop)
+        self.decider.metrics?.recordCheck(.auth, since: start)
+        switch outcome {
         case .decision(let decision, let styles):
             if decision.allowed {
                 return DecisionResponse.emptyResponse(for: decision, styles: styles, status: allowedStatus)

@@ -21,7 +21,10 @@ struct CheckRoute: Sendable {
     /// `POST /v1/check/batch`: `{"checks": [...]}` → `{"results": [...]}`, in order; each result
     /// is a /v1/check body or an `{"error": {...}}` object for an item that is itself invalid.
     func handleBatch(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let config = self.store.current.config
+        let start = ContinuousClock.now
+        let snapshot = self.store.current
+        try ClientTokens.verify(request.headers, snapshot: snapshot)
+        let config = snapshot.config
         let bounds = config.bounds
         let body = try await self.collect(request, limit: bounds.maxBatchBodyBytes)
         let requests: [Result<CheckRequest, InputError>]
@@ -30,7 +33,8 @@ struct CheckRoute: Sendable {
         } catch {
             throw APIError(error)
         }
-        let items = await self.decider.decideBatch(requests, rules: config.rules, on: context.eventLoop)
+        let items = await self.decider.decideBatch(requests, keyring: snapshot.keyring, on: context.eventLoop)
+        defer { self.decider.metrics?.recordCheck(.batch, since: start) }
         var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 64 + 300 * items.count))
         writer.beginObject()
         writer.beginArray("results")
@@ -70,8 +74,10 @@ struct CheckRoute: Sendable {
     }
 
     func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let config = self.store.current.config
-        let bounds = config.bounds
+        let start = ContinuousClock.now
+        let snapshot = self.store.current
+        try ClientTokens.verify(request.headers, snapshot: snapshot)
+        let bounds = snapshot.config.bounds
         let body = try await self.collect(request, limit: bounds.maxBodyBytes)
         let checkRequest: CheckRequest
         do {
@@ -79,7 +85,9 @@ struct CheckRoute: Sendable {
         } catch {
             throw APIError(error)
         }
-        switch await self.decider.decide(checkRequest, rules: config.rules, on: context.eventLoop) {
+        let outcome = await self.decider.decide(checkRequest, keyring: snapshot.keyring, on: context.eventLoop)
+        self.decider.metrics?.recordCheck(.check, since: start)
+        switch outcome {
         case .decision(let decision, let styles):
             return DecisionResponse.response(for: decision, styles: styles, allocator: ByteBufferAllocator())
         case .backendUnavailable(_, let detail):

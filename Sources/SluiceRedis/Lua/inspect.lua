@@ -1,0 +1,53 @@
+-- Sluice inspection script: the live state of limits, read without consuming or
+-- writing anything. Runs after prelude.lua.
+--
+-- KEYS[i]   state key of limit i
+-- ARGV[1]   clock override in microseconds ("0" reads Redis TIME)
+-- ARGV[2..] four arguments per limit, as decide.lua takes them
+--
+-- Returns { now_ms, then six integers per limit:
+--   bucket: tokens x 1000 (rounded down), whole tokens, ms until full, PTTL (-2 absent), 0, 0
+--   quota:  used, limit this window (extension included), window start s, window end s,
+--           PTTL (-2 absent), extension }
+
+local now_us = clock(ARGV[1])
+local n = (#ARGV - 1) / 4
+local out = { floor(now_us / 1000) }
+
+for i = 1, n do
+  local a = 2 + (i - 1) * 4
+  local o = 2 + (i - 1) * 6
+  local pttl = redis.call('PTTL', KEYS[i])
+  if ARGV[a] == 'b' then
+    local interval = tonumber(ARGV[a + 1])
+    local burst = tonumber(ARGV[a + 2])
+    local tau = burst * interval
+    local tat = tonumber(read(KEYS[i]) or '') or 0
+    if tat ~= tat or tat == math.huge or tat < now_us then
+      tat = now_us
+    elseif tat > now_us + tau then
+      tat = now_us + tau
+    end
+    local exact = (tau - (tat - now_us)) / interval
+    local eps = math.min(interval / 2, 0.5 + 0.125 * burst) / interval
+    out[o] = floor(exact * 1000 + 0.5)
+    out[o + 1] = floor(exact + eps)
+    out[o + 2] = ms_up(tat - now_us)
+    out[o + 3] = pttl
+    out[o + 4] = 0
+    out[o + 5] = 0
+  else
+    local base = tonumber(ARGV[a + 1])
+    local ws, we = window(ARGV[a + 2], tonumber(ARGV[a + 3]), floor(now_us / 1000000))
+    local used, ext = quota_state(read(KEYS[i]), ws)
+    local limit = base + ext
+    if limit < 0 then limit = 0 end
+    out[o] = used
+    out[o + 1] = limit
+    out[o + 2] = ws
+    out[o + 3] = we
+    out[o + 4] = pttl
+    out[o + 5] = ext
+  end
+end
+return out

@@ -1,0 +1,90 @@
+-- Sluice's shared Lua prelude: helpers every script uses. Each script's source is
+-- this file followed by the script's own file (see RedisScript in Swift).
+
+-- Redis < 5 needs this before writing after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local floor = math.floor
+local ceil = math.ceil
+
+-- Microseconds since the epoch: `override` when it is not "0" (tests only), else Redis TIME.
+local function clock(override)
+  local now = tonumber(override)
+  if now and now ~= 0 then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- The string value of a key, or nil when it is absent or not a string.
+local function read(key)
+  local value = redis.pcall('GET', key)
+  if type(value) ~= 'string' then return nil end
+  return value
+end
+
+-- Whole milliseconds, rounded up, of a non-negative span in microseconds.
+local function ms_up(us)
+  if us <= 0 then return 0 end
+  return ceil(us / 1000)
+end
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m > 2) and (m - 3) or (m + 9)
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Year and month of a day count since 1970-01-01.
+local function civil_from_days(z)
+  z = z + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local m = (mp < 10) and (mp + 3) or (mp - 9)
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+
+-- Start and end, in seconds, of the calendar window holding `now_s`.
+local function window(period, offset, now_s)
+  local t = now_s - offset
+  if period == 'd' then
+    local start = floor(t / 86400) * 86400
+    return start + offset, start + 86400 + offset
+  elseif period == 'w' then
+    -- 1970-01-05 (day 4) was a Monday.
+    local start = floor((t - 345600) / 604800) * 604800 + 345600
+    return start + offset, start + 604800 + offset
+  else
+    local y, m = civil_from_days(floor(t / 86400))
+    local ny, nm = y, m + 1
+    if nm == 13 then ny, nm = y + 1, 1 end
+    return days_from_civil(y, m, 1) * 86400 + offset, days_from_civil(ny, nm, 1) * 86400 + offset
+  end
+end
+
+-- The quota state of `stored` for the window starting at `ws`: used units and the
+-- extension (signed) granted for that window; zeros when the state is of another
+-- window, absent or unreadable. Format: "window_start_s:used[:extension]".
+local function quota_state(stored, ws)
+  if not stored then return 0, 0 end
+  local s, u, e = string.match(stored, '^(%-?%d+):(%d+):?(%-?%d*)$')
+  if not s or tonumber(s) ~= ws then return 0, 0 end
+  local used = tonumber(u) or 0
+  local ext = tonumber(e) or 0
+  return used, ext
+end
+
+-- The stored form of a quota state.
+local function quota_value(ws, used, ext)
+  if ext == 0 then return string.format('%d:%d', ws, used) end
+  return string.format('%d:%d:%d', ws, used, ext)
+end
