@@ -84,6 +84,14 @@ struct ServerHarness {
         return try await self.check("{" + fields.joined(separator: ",") + "}")
     }
 
+    /// An admin API request with `Authorization: Bearer <token>` (none when nil).
+    func admin(_ path: String, method: HTTPRequest.Method = .get, token: String? = "admin-secret", body: String? = nil) async throws -> Answer {
+        var headers = HTTPFields()
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if body != nil { headers[.contentType] = "application/json" }
+        return try await self.send(path, method: method, headers: headers, body: body)
+    }
+
     func send(_ path: String, method: HTTPRequest.Method, headers: HTTPFields, body: String?) async throws -> Answer {
         let response = try await self.client.execute(
             uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }

@@ -1,0 +1,227 @@
+import Foundation
+import HTTPTypes
+import SluiceCore
+import SluiceTestSupport
+import Testing
+
+/// The admin API's runtime keys, key state, quota changes and usage, on one instance
+/// against a real redis-server.
+@Suite("Admin API: keys, state, quota, usage")
+struct AdminKeysTests {
+    static let yaml = """
+        admin: { port: 0, tokens_sha256: [\(KeyDigester.sha256Hex(of: "admin-secret"))] }
+        plans:
+          basic: { throttle: { rate: 0.01, burst: 3 }, quota: { limit: 10, period: day, offset_hours: 2 }, routes: { "POST /v1/predict": { rate: 0.01, burst: 2, additional: true } } }
+          pro: { throttle: { rate: 0.01, burst: 20 } }
+          metered: { throttle: { rate: 100, burst: 100 }, quota: { limit: 10, period: day, offset_hours: 2 } }
+        api_keys: [ { key: config-key, plan: basic, name: from the file }, { key: metered-key, plan: metered } ]
+        """
+
+    static func config(_ redis: RedisServer) throws -> SluiceConfig {
+        try ServerHarness.config(Self.yaml, redis: redis)
+    }
+
+    static func id(_ key: String) -> String {
+        KeyDigester(secret: "server-test").keyID(apiKey: key)
+    }
+
+    @Test("create: 201 with a generated key shown once; the key decides at once; bad input is 400/409")
+    func create() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            let created = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","name":"team a"}"#)
+            #expect(created.status == .created)
+            let key = try #require(created.json["api_key"] as? String)
+            #expect(key.hasPrefix("sk-") && key.count >= 32)
+            #expect(created.json["id"] as? String == Self.id(key))
+            #expect(created.json["plan"] as? String == "pro" && created.json["name"] as? String == "team a")
+            #expect(created.json["source"] as? String == "runtime" && (created.json["created"] as? String)?.hasSuffix("Z") == true)
+            let check = try await h.check(key: key)
+            #expect(check.allowed == true && check.json["plan"] as? String == "pro" && check.remaining == 19)
+            // The registry lives in Redis under sluice:registry:, holding no raw key.
+            let registry = try await redis.cliAsync("HGETALL", "sluice:registry:{keys}")
+            #expect(registry.contains(Self.id(key)) && !registry.contains(key))
+            #expect(try await redis.cliAsync("TTL", "sluice:registry:{keys}") == "-1")
+
+            let given = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"basic","api_key":"chosen-key"}"#)
+            #expect(given.status == .created && given.json["api_key"] as? String == "chosen-key" && given.json["name"] is NSNull)
+            let again = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"chosen-key"}"#)
+            #expect(again.status == .conflict && again.errorCode == "key_exists")
+            let clash = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"config-key"}"#)
+            #expect(clash.status == .conflict && clash.errorCode == "key_exists")
+            let unknownPlan = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"nope"}"#)
+            #expect(unknownPlan.status == .badRequest && unknownPlan.errorCode == "unknown_plan")
+            for bad in ["{", #"{"name":"x"}"#, #"{"plan":3}"#, #"{"plan":"pro","api_key":""}"#, "[]"] {
+                let answer = try await h.admin("/admin/v1/keys", method: .post, body: bad)
+                #expect(answer.status == .badRequest && answer.errorCode == "invalid_body", "\(bad)")
+            }
+            let longName = String(repeating: "n", count: 201)
+            #expect(try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","name":"\#(longName)"}"#).status == .badRequest)
+            #expect(try await h.admin("/admin/v1/keys", method: .post, token: nil, body: #"{"plan":"pro"}"#).status == .unauthorized)
+        }
+    }
+
+    @Test("list: config and runtime keys by id, filtered by plan, paginated with a cursor")
+    func list() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            var created: Set<String> = []
+            for index in 0..<5 {
+                let answer = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"list-\#(index)"}"#)
+                created.insert(try #require(answer.json["id"] as? String))
+            }
+            var seen: [String] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let path = "/admin/v1/keys?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")
+                let page = try await h.admin(path)
+                #expect(page.status == .ok)
+                let keys = try #require(page.json["keys"] as? [[String: Any]])
+                #expect(keys.count <= 2)
+                seen += keys.compactMap { $0["id"] as? String }
+                cursor = page.json["next_cursor"] as? String
+                pages += 1
+            } while cursor != nil && pages < 10
+            #expect(pages == 4 && seen.count == 7 && seen == seen.sorted())
+            #expect(Set(seen) == created.union([Self.id("config-key"), Self.id("metered-key")]))
+            let pro = try await h.admin("/admin/v1/keys?plan=pro")
+            let proKeys = try #require(pro.json["keys"] as? [[String: Any]])
+            #expect(proKeys.count == 5 && proKeys.allSatisfy { $0["source"] as? String == "runtime" && $0["plan"] as? String == "pro" })
+            let basic = try await h.admin("/admin/v1/keys?plan=basic")
+            let config = try #require((basic.json["keys"] as? [[String: Any]])?.first)
+            #expect(config["source"] as? String == "config" && config["name"] as? String == "from the file" && config["created"] is NSNull)
+            #expect(try await h.admin("/admin/v1/keys?plan=nope").errorCode == "unknown_plan")
+            for bad in ["limit=0", "limit=1001", "limit=x"] {
+                #expect(try await h.admin("/admin/v1/keys?\(bad)").errorCode == "invalid_query")
+            }
+            let one = try await h.admin("/admin/v1/keys/\(Self.id("list-0"))")
+            #expect(one.status == .ok && one.json["plan"] as? String == "pro")
+            #expect(try await h.admin("/admin/v1/keys/unknown-id").status == .notFound)
+        }
+    }
+
+    @Test("move and revoke: the next check follows at once; config keys are 409, unknown ids 404")
+    func moveAndRevoke() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"mover"}"#)
+            let id = Self.id("mover")
+            let moved = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"basic"}"#)
+            #expect(moved.status == .ok && moved.json["plan"] as? String == "basic")
+            #expect(try await h.check(key: "mover").json["plan"] as? String == "basic")
+            #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"nope"}"#).errorCode == "unknown_plan")
+            #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{}"#).errorCode == "invalid_body")
+            let configID = Self.id("config-key")
+            #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .put, body: #"{"plan":"pro"}"#).errorCode == "config_key")
+            #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .delete).errorCode == "config_key")
+            #expect(try await h.admin("/admin/v1/keys/no-such-id", method: .put, body: #"{"plan":"pro"}"#).status == .notFound)
+
+            let revoked = try await h.admin("/admin/v1/keys/\(id)", method: .delete)
+            #expect(revoked.status == .noContent)
+            let refused = try await h.check(key: "mover")
+            #expect(refused.allowed == false && refused.deniedBy == "unknown_api_key")
+            #expect(try await h.admin("/admin/v1/keys/\(id)", method: .delete).errorCode == "unknown_key")
+            #expect(try await redis.cliAsync("HLEN", "sluice:registry:{keys}") == "0")
+        }
+    }
+
+    @Test("state: read without consuming; reset restores the full burst, all limits or one")
+    func stateAndReset() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            let id = Self.id("config-key")
+            _ = try await h.check(key: "config-key", route: "POST /v1/predict")
+            _ = try await h.check(key: "config-key", route: "POST /v1/predict")
+            let state = try await h.admin("/admin/v1/keys/\(id)/state")
+            #expect(state.status == .ok && state.json["plan"] as? String == "basic" && state.json["source"] as? String == "config")
+            let limits = try #require(state.json["limits"] as? [[String: Any]])
+            #expect(limits.compactMap { $0["name"] as? String } == ["throttle", "quota", "route:POST /v1/predict"])
+            let throttle = limits[0]
+            #expect(throttle["kind"] as? String == "bucket" && throttle["remaining"] as? Int == 1 && throttle["limit"] as? Int == 3)
+            #expect((throttle["tokens"] as? Double).map { $0 >= 1 && $0 < 1.1 } == true && (throttle["ttl_ms"] as? Int ?? 0) > 0)
+            let quota = limits[1]
+            #expect(quota["kind"] as? String == "quota" && quota["used"] as? Int == 2 && quota["remaining"] as? Int == 8)
+            #expect(quota["base_limit"] as? Int == 10 && quota["extension"] as? Int == 0)
+            #expect((quota["window_start"] as? String)?.hasSuffix("T02:00:00Z") == true && (quota["window_end"] as? String)?.hasSuffix("T02:00:00Z") == true)
+            let route = limits[2]
+            #expect(route["remaining"] as? Int == 0)
+            // Reading consumed nothing.
+            let again = try await h.admin("/admin/v1/keys/\(id)/state")
+            #expect(((again.json["limits"] as? [[String: Any]])?[1])?["used"] as? Int == 2)
+            #expect(try await h.check(key: "config-key", route: "POST /v1/predict").deniedBy == "route:POST /v1/predict")
+
+            // Reset one limit: the route bucket is full again, the throttle is not.
+            let one = try await h.admin("/admin/v1/keys/\(id)/state?limit=route:POST%20/v1/predict", method: .delete)
+            #expect(one.status == .ok && one.json["reset"] as? [String] == ["route:POST /v1/predict"])
+            let afterOne = try await h.check(key: "config-key", route: "POST /v1/predict")
+            #expect(afterOne.allowed == true && afterOne.remaining(of: "throttle") == 0)
+            #expect(try await h.admin("/admin/v1/keys/\(id)/state?limit=nope", method: .delete).errorCode == "unknown_limit")
+
+            // Reset all: full burst, quota untouched window.
+            let all = try await h.admin("/admin/v1/keys/\(id)/state", method: .delete)
+            #expect(all.json["reset"] as? [String] == ["throttle", "quota", "route:POST /v1/predict"])
+            let full = try await h.check(key: "config-key")
+            #expect(full.allowed == true && full.remaining(of: "throttle") == 2 && full.remaining(of: "quota") == 9)
+            #expect(try await h.admin("/admin/v1/keys/unknown/state").status == .notFound)
+        }
+    }
+
+    @Test("quota: add and set are seen by the next check; bad changes are 400, a plan without quota 409")
+    func quota() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            let id = Self.id("metered-key")
+            _ = try await h.check(key: "metered-key", cost: 3)
+            let added = try await h.admin("/admin/v1/keys/\(id)/quota", method: .post, body: #"{"add":5}"#)
+            #expect(added.status == .ok && added.json["limit"] as? Int == 15 && added.json["remaining"] as? Int == 12)
+            #expect(added.json["extension"] as? Int == 5 && added.json["used"] as? Int == 3)
+            let next = try await h.check(key: "metered-key")
+            #expect(next.limits.first { $0["name"] as? String == "quota" }?["limit"] as? Int == 15)
+            #expect(next.remaining(of: "quota") == 11)
+            let set = try await h.admin("/admin/v1/keys/\(id)/quota", method: .post, body: #"{"remaining":1}"#)
+            #expect(set.json["remaining"] as? Int == 1 && set.json["limit"] as? Int == 5)
+            #expect(try await h.check(key: "metered-key").remaining(of: "quota") == 0)
+            let denied = try await h.check(key: "metered-key")
+            #expect(denied.allowed == false && denied.deniedBy == "quota")
+            for bad in [#"{"add":-1}"#, #"{"add":0}"#, #"{"remaining":-3}"#, #"{"add":1,"remaining":2}"#, "{}", #"{"add":1.5}"#, "nope"] {
+                let answer = try await h.admin("/admin/v1/keys/\(id)/quota", method: .post, body: bad)
+                #expect(answer.status == .badRequest && answer.errorCode == "invalid_body", "\(bad)")
+            }
+            _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"no-quota"}"#)
+            let noQuota = try await h.admin("/admin/v1/keys/\(Self.id("no-quota"))/quota", method: .post, body: #"{"add":1}"#)
+            #expect(noQuota.status == .conflict && noQuota.errorCode == "no_quota")
+            #expect(try await h.admin("/admin/v1/keys/unknown/quota", method: .post, body: #"{"add":1}"#).status == .notFound)
+        }
+    }
+
+    @Test("usage: today's units add up to what was admitted; earlier days are zero; bad days are 400")
+    func usage() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            let id = Self.id("metered-key")
+            var admitted = 0
+            for cost in [1, 2, 5, 4] {  // the last one is over the day's quota of 10 (1 + 2 + 5 = 8)
+                let answer = try await h.check(key: "metered-key", cost: cost)
+                if answer.allowed == true { admitted += cost }
+            }
+            #expect(admitted == 8)
+            let usage = try await h.admin("/admin/v1/keys/\(id)/usage?days=3")
+            #expect(usage.status == .ok)
+            let days = try #require(usage.json["days"] as? [[String: Any]])
+            #expect(days.count == 3)
+            #expect(days.compactMap { $0["used"] as? Int }.reduce(0, +) == admitted)
+            #expect(days[0]["used"] as? Int == admitted && days[0]["remaining"] as? Int == 2)
+            #expect(days[1]["used"] as? Int == 0 && days[1]["remaining"] as? Int == 10)
+            let dates = days.compactMap { $0["date"] as? String }
+            #expect(dates == dates.sorted(by: >), "most recent first")
+            #expect((days[0]["start"] as? String)?.hasSuffix("T02:00:00Z") == true)
+            #expect((usage.json["quota"] as? [String: Any])?["period"] as? String == "day")
+            for bad in ["days=0", "days=367", "days=x"] {
+                #expect(try await h.admin("/admin/v1/keys/\(id)/usage?\(bad)").errorCode == "invalid_query")
+            }
+            _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"no-quota"}"#)
+            #expect(try await h.admin("/admin/v1/keys/\(Self.id("no-quota"))/usage").errorCode == "no_quota")
+        }
+    }
+}
