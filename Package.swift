@@ -85,6 +85,9 @@ let package = Package(
                 "SluiceServer",
                 "SluiceCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -122,6 +125,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["SluiceTestSupport", "sluice"],
+            exclude: ["Support"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -14,14 +14,32 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throw
 /// Short-lived programs run to completion.
 public enum Subprocess {
     /// Runs a program and returns its exit status and its output (stdout and stderr together).
-    public static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// - Parameters:
+    ///   - environment: variables added to this process's environment.
+    ///   - input: written to the program's stdin, which is then closed.
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        if let input {
+            // Written from another thread, so a large input cannot deadlock against a full output pipe.
+            let writer = stdin.fileHandleForWriting
+            DispatchQueue.global().async {
+                writer.write(Data(input.utf8))
+                try? writer.close()
+            }
+        }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
