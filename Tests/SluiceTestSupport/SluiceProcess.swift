@@ -23,8 +23,9 @@ public final class SluiceProcess: @unchecked Sendable {
     /// Starts `sluice serve` with a config file holding `yaml`.
     /// - Parameters:
     ///   - environment: extra environment (SLUICE_KEY_SECRET defaults to a test secret).
-    public init(yaml: String, environment: [String: String] = [:]) throws {
-        self.port = try FreePort.find()
+    ///   - port: the decision port (default: a free one).
+    public init(yaml: String, port: Int? = nil, environment: [String: String] = [:]) throws {
+        self.port = try port ?? FreePort.find()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.configPath = directory.appendingPathComponent("sluice.yaml")

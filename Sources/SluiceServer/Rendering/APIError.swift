@@ -55,6 +55,14 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             return error.response(allocator: ByteBufferAllocator())
         } catch let error as HTTPError {
+            if error.status == .notFound, let methods = KnownRoutes.methods(forPath: request.uri.path), !methods.contains(request.method) {
+                var response = APIError(
+                    .methodNotAllowed, code: "method_not_allowed",
+                    message: "\(request.method.rawValue) is not allowed here; use \(methods.map(\.rawValue).joined(separator: ", "))"
+                ).response(allocator: ByteBufferAllocator())
+                response.headers[.allow] = methods.map(\.rawValue).joined(separator: ", ")
+                return response
+            }
             let code: String
             switch error.status {
             case .notFound: code = "not_found"
