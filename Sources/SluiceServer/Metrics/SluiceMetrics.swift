@@ -52,6 +52,9 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let counters = Mutex<[CounterKey: CoreMetrics.Counter]>([:])
+    /// The per-decision counters, by keys that hash existing strings: no allocation per
+    /// decision once a series exists.
+    private let decisionCounters = Mutex<[DecisionKey: CoreMetrics.Counter]>([:])
     private let timers: [String: CoreMetrics.Timer]
     private let redisDuration: CoreMetrics.Timer
     private let redisErrors = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -64,6 +67,18 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
     private struct CounterKey: Hashable {
         let name: String
         let labels: [String]
+    }
+
+    private struct DecisionKey: Hashable {
+        enum Series: Hashable {
+            case decisions(Result)
+            case nearLimit
+            case shadowDenials
+            case degraded(String)
+        }
+        let series: Series
+        let plan: String
+        let limit: String
     }
 
     /// Decision endpoints, for the latency histogram's `endpoint` label.
@@ -123,6 +138,30 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         }
     }
 
+    private func increment(_ key: DecisionKey) {
+        self.decisionCounters.withLock { counters in
+            if let counter = counters[key] {
+                counter.increment()
+                return
+            }
+            let counter: CoreMetrics.Counter
+            switch key.series {
+            case .decisions(let result):
+                counter = CoreMetrics.Counter(
+                    label: Name.decisions, dimensions: [("plan", key.plan), ("result", result.rawValue), ("limit", key.limit)], factory: self.factory
+                )
+            case .nearLimit:
+                counter = CoreMetrics.Counter(label: Name.nearLimit, dimensions: [("plan", key.plan), ("limit", key.limit)], factory: self.factory)
+            case .shadowDenials:
+                counter = CoreMetrics.Counter(label: Name.shadowDenials, dimensions: [("plan", key.plan), ("limit", key.limit)], factory: self.factory)
+            case .degraded(let outcome):
+                counter = CoreMetrics.Counter(label: Name.degraded, dimensions: [("plan", key.plan), ("outcome", outcome)], factory: self.factory)
+            }
+            counters[key] = counter
+            counter.increment()
+        }
+    }
+
     /// Counts one decision (and, for an allowed one near its limit, a near-limit decision).
     public func record(_ decision: Decision) {
         let plan = decision.plan ?? ""
@@ -134,26 +173,26 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
             (result, limit) = (.degraded, "")
         } else if let shadow = decision.shadowDeniedBy {
             (result, limit) = (.shadowDenied, shadow)
-            self.counter(Name.shadowDenials, [("plan", plan), ("limit", shadow)]).increment()
+            self.increment(DecisionKey(series: .shadowDenials, plan: plan, limit: shadow))
         } else if let deniedBy = decision.deniedBy {
             (result, limit) = (.denied, deniedBy)
         } else {
             let chosen = Decision.mostConstraining(decision.limits)
             (result, limit) = (.allowed, chosen?.name ?? "")
             if let chosen, chosen.limit > 0, chosen.remaining * 5 < chosen.limit {
-                self.counter(Name.nearLimit, [("plan", plan), ("limit", chosen.name)]).increment()
+                self.increment(DecisionKey(series: .nearLimit, plan: plan, limit: chosen.name))
             }
         }
         if decision.degraded {
-            self.counter(Name.degraded, [("plan", plan), ("outcome", "allowed")]).increment()
+            self.increment(DecisionKey(series: .degraded("allowed"), plan: plan, limit: ""))
         }
-        self.counter(Name.decisions, [("plan", plan), ("result", result.rawValue), ("limit", limit)]).increment()
+        self.increment(DecisionKey(series: .decisions(result), plan: plan, limit: limit))
     }
 
     /// Counts a decision Redis could not make for a plan that fails closed.
     public func recordUnavailable(plan: String) {
-        self.counter(Name.degraded, [("plan", plan), ("outcome", "unavailable")]).increment()
-        self.counter(Name.decisions, [("plan", plan), ("result", Result.unavailable.rawValue), ("limit", "")]).increment()
+        self.increment(DecisionKey(series: .degraded("unavailable"), plan: plan, limit: ""))
+        self.increment(DecisionKey(series: .decisions(.unavailable), plan: plan, limit: ""))
     }
 
     /// Counts a decision answered from the over-limit cache.
