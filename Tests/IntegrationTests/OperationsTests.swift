@@ -115,6 +115,10 @@ struct OperationsTests {
         }
         _ = try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"stranger"}"#)
         #expect(allowed == 5 && denied == 3)
+        let auth = ["Authorization": "Bearer ops-token"]
+        #expect(try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "").status == 200)
+        try "plans: { p: { throttle: { rate: 0 } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
+        #expect(try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "").status == 400)
         let metrics = try await HTTPTestClient.request(port: adminPort, path: "/metrics")
         let parsed = try await offCooperativePool {
             try Subprocess.run(python, [PythonTools.script("parse_metrics.py")], input: metrics.text)
@@ -127,6 +131,9 @@ struct OperationsTests {
         #expect(samples["sluice_check_duration_seconds_count{endpoint=check}"] as? Double == 9)
         #expect(samples["sluice_over_limit_cache_hits_total"] as? Double == 2)
         #expect(samples.keys.contains { $0.hasPrefix("sluice_redis_command_duration_seconds_bucket{") })
+        #expect(samples["sluice_config_reloads_total{result=success}"] as? Double == 1)
+        #expect(samples["sluice_config_reloads_total{result=failure}"] as? Double == 1)
+        #expect(samples["sluice_runtime_keys"] as? Double == 0)
         #expect(await sluice.terminate() == 0)
     }
 }

@@ -68,6 +68,15 @@ struct MetricsAndTokensTests {
             #expect(Self.sample(text, #"sluice_backend_degraded_decisions_total{plan="s",outcome="allowed"}"#) == 1)
             #expect(Self.sample(text, #"sluice_decisions_total{plan="p",result="unavailable",limit=""}"#) == 1)
             #expect((Self.sample(text, #"sluice_redis_errors_total{kind="unavailable"}"#) ?? 0) >= 1, "\(text)")
+            #expect(Self.sample(text, #"sluice_redis_reconnects_total"#) == 0)
+            // Redis back: the connections come back and are counted.
+            try redis.restart()
+            let back = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < back, try await h.get("/readyz").json["redis"] as? String != "up" {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let after = try await h.get("/metrics").text
+            #expect((Self.sample(after, #"sluice_redis_reconnects_total"#) ?? 0) >= 1, "\(after)")
         }
     }
 
