@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -78,8 +79,15 @@ public func buildApplication(
     }
     return Application(
         router: router,
-        // A client that stops mid-request (or idles) does not hold a connection forever.
-        server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+        // POST /v1/check is answered in the channel pipeline, on the connection's event loop;
+        // the rest goes through the router. A client that stops mid-request (or idles) does not
+        // hold a connection forever.
+        server: HTTPServerBuilder { responder in
+            DecisionHTTPChannel(
+                http1: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(30))),
+                makeCheckHandler: { CheckChannelHandler(decider: decider, store: store) }
+            )
+        },
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sluice"),
         services: services,
         onServerRunning: onServerRunning,

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import SluiceCore
 import SluiceRedis
 
@@ -151,29 +152,31 @@ public struct Decider: Sendable {
     ///   - keyring: the plans and keys in force.
     ///   - eventLoop: the caller's event loop, whose Redis connection to use.
     public func decide(_ request: CheckRequest, keyring: Keyring, on eventLoop: (any EventLoop)?) async -> Outcome {
-        let outcome = await self.decideUncounted(request, keyring: keyring, on: eventLoop)
-        if let metrics = self.metrics {
+        // The future never fails: Redis failures become outcomes.
+        (try? await self.decisionFuture(request, keyring: keyring, on: eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()).get())
+            ?? .backendUnavailable(plan: "", detail: "no answer")
+    }
+
+    /// Decides one request without leaving `eventLoop`: the future completes there (the
+    /// Redis connection used lives on that loop), and never fails.
+    public func decisionFuture(_ request: CheckRequest, keyring: Keyring, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
+        let outcome: EventLoopFuture<Outcome>
+        switch self.prepare(request, keyring: keyring) {
+        case .answered(let decision, let headers):
+            outcome = eventLoop.makeSucceededFuture(.decision(decision, headers: headers))
+        case .needsRedis(let call):
+            let sentAt = ContinuousClock.now
+            outcome = self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop)
+                .map { reply in self.finish(call, reply: .success(reply), sentAt: sentAt) }
+                .recover { error in self.finish(call, reply: .failure(error), sentAt: sentAt) }
+        }
+        guard let metrics = self.metrics else { return outcome }
+        return outcome.map { outcome in
             switch outcome {
             case .decision(let decision, _): metrics.record(decision)
             case .backendUnavailable(let plan, _): metrics.recordUnavailable(plan: plan)
             }
-        }
-        return outcome
-    }
-
-    private func decideUncounted(_ request: CheckRequest, keyring: Keyring, on eventLoop: (any EventLoop)?) async -> Outcome {
-        switch self.prepare(request, keyring: keyring) {
-        case .answered(let decision, let headers):
-            return .decision(decision, headers: headers)
-        case .needsRedis(let call):
-            let sentAt = ContinuousClock.now
-            let reply: Result<RedisReply, any Error>
-            do {
-                reply = .success(try await self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop).get())
-            } catch {
-                reply = .failure(error)
-            }
-            return self.finish(call, reply: reply, sentAt: sentAt)
+            return outcome
         }
     }
 }

@@ -33,6 +33,12 @@ struct APIError: HTTPResponseError {
     }
 
     func response(allocator: ByteBufferAllocator) -> Response {
+        let (headers, body) = self.rendered(allocator: allocator)
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The error's header fields and JSON body.
+    func rendered(allocator: ByteBufferAllocator) -> (HTTPFields, ByteBuffer) {
         var writer = JSONWriter(buffer: allocator.buffer(capacity: 96 + self.message.utf8.count))
         writer.beginObject()
         writer.beginObject("error")
@@ -42,7 +48,7 @@ struct APIError: HTTPResponseError {
         writer.endObject()
         var headers = HTTPFields()
         headers[.contentType] = DecisionResponse.jsonContentType
-        return Response(status: self.status, headers: headers, body: .init(byteBuffer: writer.buffer))
+        return (headers, writer.buffer)
     }
 }
 

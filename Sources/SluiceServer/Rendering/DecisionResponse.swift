@@ -14,13 +14,19 @@ enum DecisionResponse {
         status: HTTPResponse.Status = .ok,
         allocator: ByteBufferAllocator
     ) -> Response {
+        let (headers, body) = self.rendered(decision, styles: styles, allocator: allocator)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// A decision's header fields (content type and rate-limit headers) and JSON body.
+    static func rendered(_ decision: Decision, styles: Set<HeaderStyle>, allocator: ByteBufferAllocator) -> (HTTPFields, ByteBuffer) {
         var writer = JSONWriter(buffer: allocator.buffer(capacity: 256 + 96 * decision.limits.count))
         self.write(decision, into: &writer)
         var headers = HTTPFields()
-        headers.reserveCapacity(6)
+        headers.reserveCapacity(8)
         headers[.contentType] = self.jsonContentType
         RateLimitHeaders.add(for: decision, styles: styles, to: &headers)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: writer.buffer))
+        return (headers, writer.buffer)
     }
 
     /// A decision as headers only, with no body (204 for /v1/auth).

@@ -10,9 +10,6 @@ struct CheckRoute: Sendable {
     let store: ConfigStore
 
     func register(on router: Router<SluiceRequestContext>) {
-        router.post("/v1/check") { request, context in
-            try await self.handle(request, context: context)
-        }
         router.post("/v1/check/batch") { request, context in
             try await self.handleBatch(request, context: context)
         }

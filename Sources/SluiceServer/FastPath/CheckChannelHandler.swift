@@ -1,0 +1,269 @@
+import DequeModule
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import SluiceCore
+
+/// `POST /v1/check` answered inside the channel pipeline, on the connection's event loop
+/// from the request's first byte to the response's last: body, decision (the Redis
+/// connection of this same loop), rendering. Every other request goes on to Hummingbird.
+///
+/// Sits after Hummingbird's `HTTPConnectionStateHandler` (which so sees every request and
+/// response: idle timeout and graceful shutdown keep working) and before the channel's
+/// async bridge. Responses leave in request order: while a check is being decided, later
+/// requests wait here; while requests passed to Hummingbird await their responses, a
+/// check waits for them.
+final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Parts held back at most before the handler stops asking the socket for more.
+    static let maxHeldParts = 256
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Forwarding the parts of a request that is not a check.
+        case passing
+        /// Reading a check's body.
+        case collecting(Collecting)
+        /// A check's decision is under way; its response is not written yet.
+        case deciding
+    }
+
+    private struct Collecting {
+        let start: ContinuousClock.Instant
+        let headers: HTTPFields
+        let snapshot: ConfigStore.Snapshot
+        var body: ByteBuffer
+        var rejected: APIError?
+        let closeAfter: Bool
+    }
+
+    private let decider: Decider
+    private let store: ConfigStore
+    private var state: State = .idle
+    /// Requests passed on whose responses have not been written completely.
+    private var passedOutstanding = 0
+    /// Parts read while they could not be handled yet, in order.
+    private var held = Deque<HTTPRequestPart>()
+    private var readHeld = false
+    private var context: ChannelHandlerContext?
+    private var dateCache = DateHeader()
+
+    init(decider: Decider, store: ConfigStore) {
+        self.decider = decider
+        self.store = store
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        if !self.held.isEmpty || !self.canHandle(part) {
+            self.held.append(part)
+            return
+        }
+        self.handle(part, context: context)
+    }
+
+    /// Whether `part` can be handled now without answering out of order.
+    private func canHandle(_ part: HTTPRequestPart) -> Bool {
+        switch self.state {
+        case .deciding:
+            return false
+        case .idle:
+            // A check waits until every response before it has been written.
+            if case .head(let head) = part, Self.isCheck(head) {
+                return self.passedOutstanding == 0
+            }
+            return true
+        case .passing, .collecting:
+            return true
+        }
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (self.state, part) {
+        case (.idle, .head(let head)):
+            if Self.isCheck(head) {
+                self.state = .collecting(self.begin(head))
+            } else {
+                self.passedOutstanding += 1
+                self.state = .passing
+                context.fireChannelRead(self.wrapInboundOut(part))
+            }
+        case (.passing, .end):
+            self.state = .idle
+            context.fireChannelRead(self.wrapInboundOut(part))
+        case (.passing, _):
+            context.fireChannelRead(self.wrapInboundOut(part))
+        case (.collecting(var collecting), .body(var chunk)):
+            if collecting.rejected == nil {
+                let limit = collecting.snapshot.config.bounds.maxBodyBytes
+                if collecting.body.readableBytes + chunk.readableBytes > limit {
+                    collecting.rejected = APIError(InputError.bodyTooLarge(limit))
+                    collecting.body.clear()
+                } else {
+                    collecting.body.writeBuffer(&chunk)
+                }
+            }
+            self.state = .collecting(collecting)
+        case (.collecting(let collecting), .end):
+            self.state = .deciding
+            self.decide(collecting, context: context)
+        case (.idle, _), (.collecting, .head), (.deciding, _):
+            // The HTTP decoder never sends these; a request without its head cannot be answered.
+            context.close(promise: nil)
+        }
+    }
+
+    private func begin(_ head: HTTPRequest) -> Collecting {
+        let snapshot = self.store.current
+        var rejected: APIError?
+        do {
+            try ClientTokens.verify(head.headerFields, snapshot: snapshot)
+            if let contentType = head.headerFields[.contentType], !CheckRoute.isJSON(contentType) {
+                throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
+            }
+            let limit = snapshot.config.bounds.maxBodyBytes
+            if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
+                throw APIError(InputError.bodyTooLarge(limit))
+            }
+        } catch let error as APIError {
+            rejected = error
+        } catch {
+            rejected = APIError(.badRequest, code: "bad_request", message: "\(error)")
+        }
+        let closeAfter = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+        return Collecting(
+            start: .now, headers: head.headerFields, snapshot: snapshot,
+            body: ByteBuffer(), rejected: rejected, closeAfter: closeAfter
+        )
+    }
+
+    private func decide(_ collecting: Collecting, context: ChannelHandlerContext) {
+        if let rejected = collecting.rejected {
+            self.respond(error: rejected, closeAfter: collecting.closeAfter, context: context)
+            return
+        }
+        let request: CheckRequest
+        do {
+            request = try CheckRequest.parse(json: Data(collecting.body.readableBytesView), bounds: collecting.snapshot.config.bounds)
+        } catch {
+            self.respond(error: APIError(error), closeAfter: collecting.closeAfter, context: context)
+            return
+        }
+        let start = collecting.start
+        let closeAfter = collecting.closeAfter
+        self.decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop).whenComplete { result in
+            // On this channel's loop: the Redis connection of a check lives on it.
+            guard let context = self.context else { return }
+            switch result {
+            case .success(.decision(let decision, let styles)):
+                let (headers, body) = DecisionResponse.rendered(decision, styles: styles, allocator: context.channel.allocator)
+                self.respond(status: .ok, headers: headers, body: body, closeAfter: closeAfter, context: context)
+            case .success(.backendUnavailable(_, let detail)):
+                self.respond(error: .backendUnavailable(detail), closeAfter: closeAfter, context: context)
+            case .failure(let error):
+                self.respond(error: .backendUnavailable("\(error)"), closeAfter: closeAfter, context: context)
+            }
+            self.decider.metrics?.recordCheck(.check, since: start)
+        }
+    }
+
+    private func respond(error: APIError, closeAfter: Bool, context: ChannelHandlerContext) {
+        let (headers, body) = error.rendered(allocator: context.channel.allocator)
+        self.respond(status: error.status, headers: headers, body: body, closeAfter: closeAfter, context: context)
+    }
+
+    private func respond(status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, closeAfter: Bool, context: ChannelHandlerContext) {
+        var headers = headers
+        headers[.contentLength] = String(body.readableBytes)
+        headers[.date] = self.dateCache.current()
+        if closeAfter {
+            headers[.connection] = "close"
+        }
+        context.write(self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(body)), promise: nil)
+        if closeAfter {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            self.state = .idle
+            return
+        }
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.state = .idle
+        self.drain(context: context)
+    }
+
+    /// Handles held parts, in order, until one has to wait again.
+    private func drain(context: ChannelHandlerContext) {
+        while let part = self.held.first, self.canHandle(part) {
+            self.held.removeFirst()
+            self.handle(part, context: context)
+        }
+        if self.readHeld && self.held.count < Self.maxHeldParts {
+            self.readHeld = false
+            context.read()
+        }
+    }
+
+    static func isCheck(_ head: HTTPRequest) -> Bool {
+        guard head.method == .post, let path = head.path else { return false }
+        return path == "/v1/check" || path.hasPrefix("/v1/check?")
+    }
+
+    // MARK: outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        if case .end = self.unwrapOutboundIn(data) {
+            // A passed request's response is complete: a check waiting for it may go.
+            self.passedOutstanding -= 1
+            if self.passedOutstanding == 0 && !self.held.isEmpty {
+                self.drain(context: context)
+            }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Too much held back: stop reading until it is handled.
+        if self.held.count >= Self.maxHeldParts {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+}
+
+/// The `Date` header value, formatted once per second.
+struct DateHeader {
+    private var second: Int = -1
+    private var value = ""
+
+    mutating func current() -> String {
+        var now = time(nil)
+        if now != self.second {
+            self.second = now
+            var parts = tm()
+            gmtime_r(&now, &parts)
+            let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            self.value = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+                + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        }
+        return self.value
+    }
+}
