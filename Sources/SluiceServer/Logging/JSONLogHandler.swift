@@ -116,9 +116,9 @@ public struct JSONLogHandler: LogHandler {
 
     /// Now as RFC 3339 UTC with milliseconds.
     private static func timestamp() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = time_t(spec.tv_sec)
+        let now = Date().timeIntervalSince1970
+        let whole = now.rounded(.down)
+        var seconds = time_t(whole)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
@@ -127,6 +127,6 @@ public struct JSONLogHandler: LogHandler {
         }
         return pad(parts.tm_year + 1900, 4) + "-" + pad(parts.tm_mon + 1, 2) + "-" + pad(parts.tm_mday, 2) + "T"
             + pad(parts.tm_hour, 2) + ":" + pad(parts.tm_min, 2) + ":" + pad(parts.tm_sec, 2) + "."
-            + pad(Int32(spec.tv_nsec / 1_000_000), 3) + "Z"
+            + pad(Int32((now - whole) * 1000), 3) + "Z"
     }
 }
