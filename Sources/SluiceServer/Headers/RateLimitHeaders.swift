@@ -45,14 +45,24 @@ public enum RateLimitHeaders {
         }
         var policy = ""
         var state = ""
+        policy.reserveCapacity(48 * decision.limits.count)
+        state.reserveCapacity(48 * decision.limits.count)
         for (index, limit) in decision.limits.enumerated() {
             if index > 0 {
                 policy += ", "
                 state += ", "
             }
             let name = self.sfString(limit.name)
-            policy += "\(name);q=\(limit.limit);w=\(limit.windowSeconds)"
-            state += "\(name);r=\(limit.remaining);t=\(self.seconds(limit.resetAfterMs))"
+            policy += name
+            policy += ";q="
+            policy += String(limit.limit)
+            policy += ";w="
+            policy += String(limit.windowSeconds)
+            state += name
+            state += ";r="
+            state += String(limit.remaining)
+            state += ";t="
+            state += String(self.seconds(limit.resetAfterMs))
         }
         headers[self.policy] = policy
         headers[self.state] = state
@@ -90,6 +100,10 @@ public enum RateLimitHeaders {
     /// A structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped,
     /// anything outside printable ASCII replaced.
     static func sfString(_ value: String) -> String {
+        // Names are nearly always printable ASCII without quotes or backslashes: one copy.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + value + "\""
+        }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
