@@ -46,6 +46,56 @@ public enum HTTPTestClient {
         }
     }
 
+    /// Writes `raw` (several requests, pipelined) in one go and reads until the server closes
+    /// the connection; the last request should say `Connection: close`.
+    /// - Returns: the responses, in the order they came.
+    public static func pipelined(port: Int, raw: String, timeout: Double = 10) async throws -> [HTTPTestResponse] {
+        try await offCooperativePool {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw TestSupportError("socket() failed") }
+            defer { close(fd) }
+            var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw TestSupportError("cannot connect to 127.0.0.1:\(port)") }
+            let bytes = Array(raw.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard n > 0 else { throw TestSupportError("send failed") }
+                sent += n
+            }
+            var received: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                received.append(contentsOf: chunk[0..<n])
+            }
+            // Split on each response's Content-Length.
+            var responses: [HTTPTestResponse] = []
+            var rest = received[...]
+            let separator: [UInt8] = [13, 10, 13, 10]
+            while !rest.isEmpty {
+                guard let end = rest.indices.dropLast(3).first(where: { Array(rest[$0..<$0 + 4]) == separator }) else { break }
+                let head = String(decoding: rest[rest.startIndex..<end], as: UTF8.self).lowercased()
+                let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                let total = end + 4 + length - rest.startIndex
+                guard rest.count >= total else { break }
+                responses.append(try self.parse(Array(rest.prefix(total))))
+                rest = rest.dropFirst(total)
+            }
+            return responses
+        }
+    }
+
     /// POSTs a JSON body to `/v1/check`.
     public static func check(port: Int, _ json: String) async throws -> HTTPTestResponse {
         try await self.request(port: port, method: "POST", path: "/v1/check", headers: ["Content-Type": "application/json"], body: json)

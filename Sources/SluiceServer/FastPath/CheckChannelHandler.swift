@@ -209,9 +209,16 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Handles held parts, in order, until one has to wait again.
     private func drain(context: ChannelHandlerContext) {
+        var handled = false
         while let part = self.held.first, self.canHandle(part) {
             self.held.removeFirst()
             self.handle(part, context: context)
+            handled = true
+        }
+        if handled {
+            // Outside a read cycle: the handlers after this one (the async bridge) deliver
+            // what they got on read-complete.
+            context.fireChannelReadComplete()
         }
         if self.readHeld && self.held.count < Self.maxHeldParts {
             self.readHeld = false
