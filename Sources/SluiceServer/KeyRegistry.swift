@@ -116,8 +116,12 @@ public final class KeyRegistry: Service, Sendable {
                 }
                 index += 2
             }
-            self.store.replaceRuntimeKeys(records)
-            self.version.withLock { $0 = version }
+            // Only if nothing newer was applied meanwhile (a notice, a local change).
+            self.version.withLock { mirrored in
+                guard version >= mirrored else { return }
+                self.store.replaceRuntimeKeys(records)
+                mirrored = version
+            }
             self.logger.debug("runtime key registry read", metadata: ["keys": "\(records.count)", "version": "\(version)"])
         } catch {
             self.logger.warning("cannot read the runtime key registry", metadata: ["error": "\(error)"])
@@ -135,8 +139,16 @@ public final class KeyRegistry: Service, Sendable {
         }
         do {
             let reply = try await self.redis.command(["HGET", RedisArgument(Self.hashKey), RedisArgument(id)])
-            self.store.updateRuntimeKey(id: id, record: Self.decode(reply))
-            self.version.withLock { $0 = max($0, version) }
+            let record = Self.decode(reply)
+            let applied = self.version.withLock { mirrored -> Bool in
+                guard version == mirrored + 1 else { return version <= mirrored }
+                self.store.updateRuntimeKey(id: id, record: record)
+                mirrored = version
+                return true
+            }
+            if !applied {
+                await self.reloadAll()
+            }
         } catch {
             await self.reloadAll()
         }
@@ -171,8 +183,19 @@ public final class KeyRegistry: Service, Sendable {
         guard values.count == 2, values[0] == 1 else { throw Refused() }
         let version = values[1]
         self.cache?.forget(keyID: id)
-        self.store.updateRuntimeKey(id: id, record: record)
-        self.version.withLock { if version == $0 + 1 { $0 = version } }
+        // This instance sees its own change at once, unless newer changes are already
+        // mirrored (then the change is in them) or earlier ones are missing (the notices or
+        // the version check bring everything in order).
+        let applied = self.version.withLock { mirrored -> Bool in
+            guard version == mirrored + 1 else { return version <= mirrored }
+            self.store.updateRuntimeKey(id: id, record: record)
+            mirrored = version
+            return true
+        }
+        if !applied {
+            // Read-your-writes on this instance even when it lags behind.
+            await self.reloadAll()
+        }
     }
 
     /// What ``change(_:id:record:)`` does.

@@ -138,6 +138,11 @@ final class StateScriptTests {
         #expect(try await self.decide(e, at: t0 + 10).allowed)
         let denied = try await self.decide(e, at: t0 + 20)
         #expect(!denied.allowed && denied.deniedBy == "quota")
+        // Nothing left by an operator's hand: denied until the window ends, not forever.
+        let none = try await self.adjust(e, .setRemaining(0), at: t0 + 25)
+        #expect(none.limit == 5 && none.remaining == 0)
+        let waiting = try await self.decide(e, at: t0 + 26)
+        #expect(!waiting.allowed && waiting.reason == nil && waiting.retryAfterMs > 0, "\(waiting)")
         let more = try await self.adjust(e, .setRemaining(20), at: t0 + 30)
         #expect(more.used == 5 && more.remaining == 20 && more.limit == 25)
         // Adjusting a window nobody used yet creates its state, with a TTL to the window end.

@@ -217,6 +217,10 @@ struct AdminKeysTests {
             #expect(dates == dates.sorted(by: >), "most recent first")
             #expect((days[0]["start"] as? String)?.hasSuffix("T02:00:00Z") == true)
             #expect((usage.json["quota"] as? [String: Any])?["period"] as? String == "day")
+            // A reset clears the quota but not the record: today's remaining is the live one.
+            _ = try await h.admin("/admin/v1/keys/\(id)/state?limit=quota", method: .delete)
+            let afterReset = try #require(try await h.admin("/admin/v1/keys/\(id)/usage?days=1").json["days"] as? [[String: Any]])
+            #expect(afterReset.first?["used"] as? Int == admitted && afterReset.first?["remaining"] as? Int == 10)
             for bad in ["days=0", "days=367", "days=x"] {
                 #expect(try await h.admin("/admin/v1/keys/\(id)/usage?\(bad)").errorCode == "invalid_query")
             }

@@ -75,11 +75,17 @@ struct CheckRouteTests {
             }
             let sixth = try await h.check(key: "k")
             let after = try await redis.timeMs()
-            #expect(sixth.allowed == false && sixth.deniedBy == "throttle")
-            // About 1000 ms: a second for the next token, less what Redis's clock says already passed.
-            let retry = Int64(sixth.retryAfterMs ?? -1)
-            #expect((1000 - (after - before) - 1)...1000 ~= retry, "retry_after_ms \(retry), \(after - before) ms passed")
-            #expect(sixth.header("Retry-After") == "1")
+            if after - before < 1000 {
+                #expect(sixth.allowed == false && sixth.deniedBy == "throttle")
+                // About 1000 ms: a second for the next token, less what Redis's clock says already passed.
+                let retry = Int64(sixth.retryAfterMs ?? -1)
+                #expect((1000 - (after - before) - 1)...1000 ~= retry, "retry_after_ms \(retry), \(after - before) ms passed")
+                #expect(sixth.header("Retry-After") == "1")
+            } else {
+                // A loaded machine took a second or more for the six requests (by Redis's clock):
+                // a token may be back. The exact math is tested with an injected clock.
+                #expect(sixth.allowed == true || sixth.deniedBy == "throttle")
+            }
             try await Task.sleep(for: .milliseconds(1200))
             let checkStart = try await redis.timeMs()
             let back = try await h.check(key: "k")

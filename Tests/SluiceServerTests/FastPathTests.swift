@@ -52,6 +52,35 @@ struct FastPathTests {
         }
     }
 
+    @Test("a client that half-closes after its request still gets the answer; a trailing slash is the same route")
+    func halfClose() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let port = try #require(h.client.port)
+            let check = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#)
+            let answers = try await HTTPTestClient.pipelined(port: port, raw: check + check, halfClose: true)
+            #expect(answers.map(\.status) == [200, 200] && answers.map { $0.json["remaining"] as? Int } == [2, 1], "\(answers.map(\.text))")
+            let slash = try await HTTPTestClient.pipelined(
+                port: port, raw: Self.request("POST", "/v1/check/?a=b", body: #"{"api_key":"k"}"#, close: true)
+            )
+            #expect(slash.first?.json["remaining"] as? Int == 0)
+        }
+    }
+
+    @Test("after a Connection: close answer, requests pipelined behind it are neither answered nor counted")
+    func closeStops() async throws {
+        let redis = try RedisServer()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let port = try #require(h.client.port)
+            let check = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#)
+            let closing = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#, close: true)
+            let answers = try await HTTPTestClient.pipelined(port: port, raw: closing + check + check)
+            #expect(answers.count == 1 && answers.first?.json["remaining"] as? Int == 2)
+            // Only the one answered request took a token.
+            #expect(try await h.check(key: "k").remaining == 1)
+        }
+    }
+
     @Test("a body over the bound is refused with 413 and the connection stays usable")
     func tooLarge() async throws {
         let redis = try RedisServer()

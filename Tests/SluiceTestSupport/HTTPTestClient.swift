@@ -49,7 +49,8 @@ public enum HTTPTestClient {
     /// Writes `raw` (several requests, pipelined) in one go and reads until the server closes
     /// the connection; the last request should say `Connection: close`.
     /// - Returns: the responses, in the order they came.
-    public static func pipelined(port: Int, raw: String, timeout: Double = 10) async throws -> [HTTPTestResponse] {
+    /// - Parameter halfClose: shut the sending side after writing, as `nc -N` does.
+    public static func pipelined(port: Int, raw: String, halfClose: Bool = false, timeout: Double = 10) async throws -> [HTTPTestResponse] {
         try await offCooperativePool {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw TestSupportError("socket() failed") }
@@ -70,6 +71,9 @@ public enum HTTPTestClient {
                 let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 guard n > 0 else { throw TestSupportError("send failed") }
                 sent += n
+            }
+            if halfClose {
+                shutdown(fd, Int32(SHUT_WR))
             }
             var received: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 16384)

@@ -27,9 +27,11 @@ public struct UsageReport: Sendable, Hashable {
     ///   - quota: the plan's quota.
     ///   - usedByDay: units admitted, by day number, as the decision script records them.
     ///   - currentLimit: units of the current window, extension included.
+    ///   - currentRemaining: units left in the quota now, as its live state says (today's
+    ///     `remaining`; it also reflects resets, which the usage record does not).
     ///   - nowSeconds: Redis's clock.
     ///   - count: days to report.
-    public init(quota: Quota, usedByDay: [Int64: Int], currentLimit: Int, nowSeconds: Int64, count: Int) {
+    public init(quota: Quota, usedByDay: [Int64: Int], currentLimit: Int, currentRemaining: Int? = nil, nowSeconds: Int64, count: Int) {
         let offset = Int64(quota.offsetHours * 3600)
         let today = QuotaCalendar.floorDiv(nowSeconds - offset, 86400)
         let currentWindow = QuotaCalendar.window(period: quota.period, offsetSeconds: offset, at: nowSeconds)
@@ -49,7 +51,8 @@ public struct UsageReport: Sendable, Hashable {
             days.append(
                 Day(
                     day: day, start: start, end: start + 86400, date: QuotaCalendar.dateString(day: day),
-                    used: usedByDay[day] ?? 0, remaining: max(0, limit - usedInWindow)
+                    used: usedByDay[day] ?? 0,
+                    remaining: day == today ? (currentRemaining ?? max(0, limit - usedInWindow)) : max(0, limit - usedInWindow)
                 )
             )
         }

@@ -102,7 +102,9 @@ for i = 1, n do
     local left = limit - used
     if left < 0 then left = 0 end
     reset_us = we * 1000000 - now_us
-    if need > limit then
+    if need > math.max(base, limit) then
+      -- More than any window holds: never passes. (Over an operator's lowered limit only
+      -- until the window ends.)
       allowed = false
       remaining, retry_ms = left, -1
     elseif used + need <= limit then

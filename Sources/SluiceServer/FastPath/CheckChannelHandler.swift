@@ -32,6 +32,17 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case collecting(Collecting)
         /// A check's decision is under way; its response is not written yet.
         case deciding
+        /// The connection is closing (a `Connection: close` answer was written, or it closed):
+        /// nothing more is handled.
+        case closing
+    }
+
+    /// What was read while it could not be handled yet, kept in order: request parts, and the
+    /// events and errors that must not overtake them (input closed, a decoding error).
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
     }
 
     private struct Collecting {
@@ -49,7 +60,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests passed on whose responses have not been written completely.
     private var passedOutstanding = 0
     /// Parts read while they could not be handled yet, in order.
-    private var held = Deque<HTTPRequestPart>()
+    private var held = Deque<Held>()
     private var readHeld = false
     private var context: ChannelHandlerContext?
     private var dateCache = DateHeader()
@@ -71,25 +82,60 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        if !self.held.isEmpty || !self.canHandle(part) {
-            self.held.append(part)
+        if case .closing = self.state { return }
+        if !self.held.isEmpty || !self.canHandle(.part(part)) {
+            self.held.append(.part(part))
             return
         }
         self.handle(part, context: context)
     }
 
-    /// Whether `part` can be handled now without answering out of order.
-    private func canHandle(_ part: HTTPRequestPart) -> Bool {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Input closed (the client half-closed) must not reach the router before the answers
+        // to the requests read before it.
+        if !self.held.isEmpty || !self.canHandle(.event(event)) {
+            self.held.append(.event(event))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A decoding error answered by the router must come after earlier answers too.
+        if !self.held.isEmpty || !self.canHandle(.error(error)) {
+            self.held.append(.error(error))
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.state = .closing
+        self.held.removeAll()
+        context.fireChannelInactive()
+    }
+
+    /// Whether `entry` can be handled now without answering out of order.
+    private func canHandle(_ entry: Held) -> Bool {
         switch self.state {
-        case .deciding:
+        case .deciding, .closing:
             return false
         case .idle:
-            // A check waits until every response before it has been written.
-            if case .head(let head) = part, Self.isCheck(head) {
+            switch entry {
+            case .part(.head(let head)) where Self.isCheck(head):
+                // A check waits until every response before it has been written.
                 return self.passedOutstanding == 0
+            case .part:
+                return true
+            case .event, .error:
+                // Between requests: the router may act on them once it has answered.
+                return true
             }
-            return true
         case .passing, .collecting:
+            // Mid-request: the router's request is the one the error or event is about; a check
+            // being collected is answered before the router sees what follows.
+            if case .collecting = self.state, case .part = entry { return true }
+            if case .collecting = self.state { return false }
             return true
         }
     }
@@ -123,7 +169,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.collecting(let collecting), .end):
             self.state = .deciding
             self.decide(collecting, context: context)
-        case (.idle, _), (.collecting, .head), (.deciding, _):
+        case (.idle, _), (.collecting, .head), (.deciding, _), (.closing, _):
             // The HTTP decoder never sends these; a request without its head cannot be answered.
             context.close(promise: nil)
         }
@@ -198,8 +244,9 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(body)), promise: nil)
         if closeAfter {
+            self.state = .closing
+            self.held.removeAll()
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
-            self.state = .idle
             return
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
@@ -210,9 +257,13 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Handles held parts, in order, until one has to wait again.
     private func drain(context: ChannelHandlerContext) {
         var handled = false
-        while let part = self.held.first, self.canHandle(part) {
+        while let entry = self.held.first, self.canHandle(entry) {
             self.held.removeFirst()
-            self.handle(part, context: context)
+            switch entry {
+            case .part(let part): self.handle(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
             handled = true
         }
         if handled {
@@ -227,15 +278,22 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     static func isCheck(_ head: HTTPRequest) -> Bool {
-        guard head.method == .post, let path = head.path else { return false }
-        return path == "/v1/check" || path.hasPrefix("/v1/check?")
+        guard head.method == .post, var path = head.path?[...] else { return false }
+        if let query = path.firstIndex(of: "?") {
+            path = path[..<query]
+        }
+        // As the router would: a trailing slash names the same route.
+        if path.hasSuffix("/") {
+            path = path.dropLast()
+        }
+        return path == "/v1/check"
     }
 
     // MARK: outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         context.write(data, promise: promise)
-        if case .end = self.unwrapOutboundIn(data) {
+        if case .end = self.unwrapOutboundIn(data), self.passedOutstanding > 0 {
             // A passed request's response is complete: a check waiting for it may go.
             self.passedOutstanding -= 1
             if self.passedOutstanding == 0 && !self.held.isEmpty {

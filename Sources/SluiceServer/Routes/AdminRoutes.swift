@@ -378,7 +378,7 @@ struct AdminRoutes: Sendable {
             index += 2
         }
         let report = UsageReport(
-            quota: quota, usedByDay: usedByDay, currentLimit: states.first?.limit ?? quota.limit,
+            quota: quota, usedByDay: usedByDay, currentLimit: states.first?.limit ?? quota.limit, currentRemaining: states.first?.remaining,
             nowSeconds: QuotaCalendar.floorDiv(nowMs, 1000), count: days
         )
         var writer = Self.writer(capacity: 256 + 128 * days)
