@@ -49,6 +49,7 @@ struct FastPathTests {
             #expect(responses[8].json["allowed"] as? Bool == false && responses[8].json["denied_by"] as? String == "throttle")
             #expect(responses[8].header("Connection") == "close")
             #expect(responses[0].header("Date")?.hasSuffix("GMT") == true && responses[0].header("Content-Type") == "application/json")
+            #expect(responses[0].header("Server") == "sluice" && responses[0].header("RateLimit-Policy") != nil)
         }
     }
 

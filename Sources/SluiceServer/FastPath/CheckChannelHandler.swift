@@ -238,6 +238,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var headers = headers
         headers[.contentLength] = String(body.readableBytes)
         headers[.date] = self.dateCache.current()
+        headers[.server] = "sluice"
         if closeAfter {
             headers[.connection] = "close"
         }
