@@ -215,17 +215,23 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let closeAfter = collecting.closeAfter
         self.decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop).whenComplete { result in
             // On this channel's loop: the Redis connection of a check lives on it.
-            guard let context = self.context else { return }
-            switch result {
-            case .success(.decision(let decision, let styles)):
-                let (headers, body) = DecisionResponse.rendered(decision, styles: styles, allocator: context.channel.allocator)
-                self.respond(status: .ok, headers: headers, body: body, closeAfter: closeAfter, context: context)
-            case .success(.backendUnavailable(_, let detail)):
-                self.respond(error: .backendUnavailable(detail), closeAfter: closeAfter, context: context)
-            case .failure(let error):
-                self.respond(error: .backendUnavailable("\(error)"), closeAfter: closeAfter, context: context)
-            }
-            self.decider.metrics?.recordCheck(.check, since: start)
+            self.finish(result, start: start, closeAfter: closeAfter)
+        }
+    }
+
+    /// Answers a decided check, unless the connection went away meanwhile.
+    private func finish(_ result: Result<Decider.Outcome, any Error>, start: ContinuousClock.Instant, closeAfter: Bool) {
+        defer { self.decider.metrics?.recordCheck(.check, since: start) }
+        guard let context = self.context else { return }
+        if case .closing = self.state { return }
+        switch result {
+        case .success(.decision(let decision, let styles)):
+            let (headers, body) = DecisionResponse.rendered(decision, styles: styles, allocator: context.channel.allocator)
+            self.respond(status: .ok, headers: headers, body: body, closeAfter: closeAfter, context: context)
+        case .success(.backendUnavailable(_, let detail)):
+            self.respond(error: .backendUnavailable(detail), closeAfter: closeAfter, context: context)
+        case .failure(let error):
+            self.respond(error: .backendUnavailable("\(error)"), closeAfter: closeAfter, context: context)
         }
     }
 
