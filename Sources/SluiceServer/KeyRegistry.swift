@@ -139,18 +139,24 @@ public final class KeyRegistry: Service, Sendable {
         }
         do {
             let reply = try await self.redis.command(["HGET", RedisArgument(Self.hashKey), RedisArgument(id)])
-            let record = Self.decode(reply)
-            let applied = self.version.withLock { mirrored -> Bool in
-                guard version == mirrored + 1 else { return version <= mirrored }
-                self.store.updateRuntimeKey(id: id, record: record)
-                mirrored = version
-                return true
-            }
-            if !applied {
+            if !self.applyInOrder(id: id, record: Self.decode(reply), version: version) {
                 await self.reloadAll()
             }
         } catch {
             await self.reloadAll()
+        }
+    }
+
+    /// Puts change `version` (key `id` becomes `record`, or goes) in force if it is the next one
+    /// after the mirrored version.
+    /// - Returns: false when changes before it are missing (the caller reads everything again);
+    ///   true when applied, or when it is already in force.
+    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64) -> Bool {
+        self.version.withLock { mirrored -> Bool in
+            guard version == mirrored + 1 else { return version <= mirrored }
+            self.store.updateRuntimeKey(id: id, record: record)
+            mirrored = version
+            return true
         }
     }
 
@@ -186,13 +192,7 @@ public final class KeyRegistry: Service, Sendable {
         // This instance sees its own change at once, unless newer changes are already
         // mirrored (then the change is in them) or earlier ones are missing (the notices or
         // the version check bring everything in order).
-        let applied = self.version.withLock { mirrored -> Bool in
-            guard version == mirrored + 1 else { return version <= mirrored }
-            self.store.updateRuntimeKey(id: id, record: record)
-            mirrored = version
-            return true
-        }
-        if !applied {
+        if !self.applyInOrder(id: id, record: record, version: version) {
             // Read-your-writes on this instance even when it lags behind.
             await self.reloadAll()
         }

@@ -33,14 +33,6 @@ local retention_days = tonumber(ARGV[3])
 local peek = cost == 0
 local need = peek and 1 or cost
 
--- Timestamps near 1.8e15 us are doubles spaced 0.25 us apart, so each addition of a
--- fractional emission interval may round by up to 0.125 us. Comparisons allow that much
--- per token of the burst (and never half an interval or more), so that a request at an
--- exact token boundary counts as on time.
-local function slack(interval, burst)
-  return math.min(interval / 2, 0.5 + 0.125 * burst)
-end
-
 local n = (#ARGV - 3) / 4
 local out = { 1, floor(now_us / 1000) }
 local writes = {}
@@ -58,13 +50,7 @@ for i = 1, n do
     local burst = tonumber(ARGV[a + 2])
     capacity = burst
     local tau = burst * interval
-    local tat = tonumber(read(KEYS[i]) or '') or 0
-    if tat ~= tat or tat == math.huge or tat < now_us then
-      tat = now_us
-    elseif tat > now_us + tau then
-      -- Only after a config change (smaller burst, slower rate): an empty bucket, not a full one.
-      tat = now_us + tau
-    end
+    local tat = bucket_tat(KEYS[i], now_us, tau)
     local eps = slack(interval, burst)
     local tokens = floor((tau - (tat - now_us) + eps) / interval)
     window_s = 0

@@ -22,14 +22,9 @@ for i = 1, n do
     local interval = tonumber(ARGV[a + 1])
     local burst = tonumber(ARGV[a + 2])
     local tau = burst * interval
-    local tat = tonumber(read(KEYS[i]) or '') or 0
-    if tat ~= tat or tat == math.huge or tat < now_us then
-      tat = now_us
-    elseif tat > now_us + tau then
-      tat = now_us + tau
-    end
+    local tat = bucket_tat(KEYS[i], now_us, tau)
     local exact = (tau - (tat - now_us)) / interval
-    local eps = math.min(interval / 2, 0.5 + 0.125 * burst) / interval
+    local eps = slack(interval, burst) / interval
     out[o] = floor(exact * 1000 + 0.5)
     out[o + 1] = floor(exact + eps)
     out[o + 2] = ms_up(tat - now_us)

@@ -22,6 +22,27 @@ local function read(key)
   return value
 end
 
+-- Timestamps near 1.8e15 us are doubles spaced 0.25 us apart, so each addition of a
+-- fractional emission interval may round by up to 0.125 us. Comparisons allow that much
+-- per token of the burst (and never half an interval or more), so that a request at an
+-- exact token boundary counts as on time.
+local function slack(interval, burst)
+  return math.min(interval / 2, 0.5 + 0.125 * burst)
+end
+
+-- A bucket's theoretical arrival time (GCRA) at `now_us`: its stored value, or `now_us`
+-- (full) when absent, unreadable or past; at most `now_us + tau` (empty), which only a config
+-- change (smaller burst, slower rate) can exceed.
+local function bucket_tat(key, now_us, tau)
+  local tat = tonumber(read(key) or '') or 0
+  if tat ~= tat or tat == math.huge or tat < now_us then
+    return now_us
+  elseif tat > now_us + tau then
+    return now_us + tau
+  end
+  return tat
+end
+
 -- Whole milliseconds, rounded up, of a non-negative span in microseconds.
 local function ms_up(us)
   if us <= 0 then return 0 end

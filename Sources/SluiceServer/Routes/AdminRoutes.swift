@@ -160,13 +160,9 @@ struct AdminRoutes: Sendable {
             throw APIError(.conflict, code: "key_exists", message: "this API key is declared in the config file")
         }
         let record = RuntimeKey(id: id, plan: body.plan, name: body.name, created: Self.nowMs())
-        do {
-            try await self.registry.change(.create, id: id, record: record)
-        } catch is KeyRegistry.Refused {
-            throw APIError(.conflict, code: "key_exists", message: "a runtime key with this value exists")
-        } catch {
-            throw Self.backend(error)
-        }
+        try await self.change(
+            .create, id: id, record: record, refused: APIError(.conflict, code: "key_exists", message: "a runtime key with this value exists")
+        )
         logger.info("runtime key created", metadata: ["key_id": "\(id)", "plan": "\(body.plan)"])
         var writer = Self.writer()
         writer.beginObject()
@@ -229,13 +225,7 @@ struct AdminRoutes: Sendable {
             throw Self.unknownKey(id)
         }
         record.plan = body.plan
-        do {
-            try await self.registry.change(.update, id: id, record: record)
-        } catch is KeyRegistry.Refused {
-            throw Self.unknownKey(id)
-        } catch {
-            throw Self.backend(error)
-        }
+        try await self.change(.update, id: id, record: record, refused: Self.unknownKey(id))
         logger.info("runtime key moved", metadata: ["key_id": "\(id)", "plan": "\(body.plan)"])
         var writer = Self.writer()
         Self.write(KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime), into: &writer)
@@ -246,13 +236,7 @@ struct AdminRoutes: Sendable {
         if self.store.current.config.rules.byID[id] != nil {
             throw Self.configKey()
         }
-        do {
-            try await self.registry.change(.delete, id: id, record: nil)
-        } catch is KeyRegistry.Refused {
-            throw Self.unknownKey(id)
-        } catch {
-            throw Self.backend(error)
-        }
+        try await self.change(.delete, id: id, record: nil, refused: Self.unknownKey(id))
         logger.info("runtime key revoked", metadata: ["key_id": "\(id)"])
         return Response(status: .noContent, headers: [.cacheControl: "no-store"])
     }
@@ -449,6 +433,17 @@ struct AdminRoutes: Sendable {
             throw APIError(.conflict, code: "unknown_plan", message: "the key's plan \"\(key.record.plan)\" is not in the config")
         }
         return (entry, key.record)
+    }
+
+    /// A registry change, its refusal answered with `refused`, a Redis failure with 503.
+    private func change(_ operation: KeyRegistry.Operation, id: String, record: RuntimeKey?, refused: APIError) async throws {
+        do {
+            try await self.registry.change(operation, id: id, record: record)
+        } catch is KeyRegistry.Refused {
+            throw refused
+        } catch {
+            throw Self.backend(error)
+        }
     }
 
     private func runtimeRecord(_ id: String) async throws -> RuntimeKey? {
