@@ -71,7 +71,10 @@ struct CheckRouteTests {
             let before = try await redis.timeMs()
             for expected in (0...4).reversed() {
                 let r = try await h.check(key: "k")
-                #expect(r.allowed == true && r.remaining == expected)
+                let now = try await redis.timeMs()
+                // Exactly `expected` left, plus one for every whole second a slow machine took.
+                let refilled = Int((now - before) / 1000)
+                #expect(r.allowed == true && (expected...min(4, expected + refilled)).contains(r.remaining ?? -1), "remaining \(r.remaining ?? -1)")
             }
             let sixth = try await h.check(key: "k")
             let after = try await redis.timeMs()

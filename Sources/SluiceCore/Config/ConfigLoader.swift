@@ -213,20 +213,7 @@ private struct Validator {
         } else if let value = adminPort, !(0...65535).contains(value) {
             self.fail("admin.port", "must be 0-65535")
         }
-        var digests: [[UInt8]] = []
-        if let env = self.environment["SLUICE_ADMIN_TOKENS"] {
-            // Raw tokens from the environment replace the file's digests.
-            digests = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                .map { KeyDigester.sha256(of: $0) }
-        } else {
-            for (index, hex) in (file.admin?.tokensSHA256 ?? []).enumerated() {
-                if hex.utf8.count == 64, let bytes = Hex.decode(hex) {
-                    digests.append(bytes)
-                } else {
-                    self.fail("admin.tokens_sha256[\(index)]", "must be 64 hexadecimal characters (the SHA-256 of a token)")
-                }
-            }
-        }
+        let digests = self.tokenDigests(env: "SLUICE_ADMIN_TOKENS", file: file.admin?.tokensSHA256, path: "admin.tokens_sha256")
         if adminPort != nil || !digests.isEmpty {
             admin = SluiceConfig.Admin(host: adminHost, port: adminPort ?? 9090, tokenDigests: digests)
         }
@@ -260,19 +247,9 @@ private struct Validator {
         }
 
         // client tokens: when set, decision endpoints need X-Sluice-Token
-        var clientDigests: [[UInt8]] = []
-        if let env = self.environment["SLUICE_CLIENT_TOKENS"] {
-            clientDigests = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                .map { KeyDigester.sha256(of: $0) }
-        } else {
-            for (index, hex) in (file.server?.clientTokensSHA256 ?? []).enumerated() {
-                if hex.utf8.count == 64, let bytes = Hex.decode(hex) {
-                    clientDigests.append(bytes)
-                } else {
-                    self.fail("server.client_tokens_sha256[\(index)]", "must be 64 hexadecimal characters (the SHA-256 of a token)")
-                }
-            }
-        }
+        let clientDigests = self.tokenDigests(
+            env: "SLUICE_CLIENT_TOKENS", file: file.server?.clientTokensSHA256, path: "server.client_tokens_sha256"
+        )
 
         // plans
         var plans: [String: Plan] = [:]
@@ -375,6 +352,24 @@ private struct Validator {
             warnings: warnings,
             source: self.source
         )
+    }
+
+    /// SHA-256 digests of bearer tokens: raw tokens from `env` (comma-separated) replace the
+    /// file's hex digests at `path`.
+    private mutating func tokenDigests(env: String, file: [String]?, path: String) -> [[UInt8]] {
+        if let raw = self.environment[env] {
+            return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { KeyDigester.sha256(of: $0) }
+        }
+        var digests: [[UInt8]] = []
+        for (index, hex) in (file ?? []).enumerated() {
+            if hex.utf8.count == 64, let bytes = Hex.decode(hex) {
+                digests.append(bytes)
+            } else {
+                self.fail("\(path)[\(index)]", "must be 64 hexadecimal characters (the SHA-256 of a token)")
+            }
+        }
+        return digests
     }
 
     private mutating func bounded(_ value: Int?, _ path: String, default fallback: Int, _ range: ClosedRange<Int>) -> Int {
