@@ -213,10 +213,13 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let start = collecting.start
         let closeAfter = collecting.closeAfter
-        self.decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop).whenComplete { result in
-            // On this channel's loop: the Redis connection of a check lives on it.
-            self.finish(result, start: start, closeAfter: closeAfter)
-        }
+        // The Redis connection a check uses lives on this channel's loop, so the hop is free.
+        self.decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop)
+            .hop(to: context.eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.finish(result, start: start, closeAfter: closeAfter)
+            }
     }
 
     /// Answers a decided check, unless the connection went away meanwhile.
@@ -253,7 +256,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if closeAfter {
             self.state = .closing
             self.held.removeAll()
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
