@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOPosix
 import SluiceCore
 import SluiceRedis
 
@@ -121,8 +120,8 @@ public struct Decider: Sendable {
             switch request.map({ self.prepare($0, keyring: keyring) }) {
             case .failure(let error):
                 items[index] = .error(code: error.code, message: error.message)
-            case .success(.answered(let decision, _)):
-                self.metrics?.record(decision)
+            case .success(.answered(let decision, let headers)):
+                _ = self.counted(.decision(decision, headers: headers))
                 items[index] = .decision(decision)
             case .success(.needsRedis(let call)):
                 pending.append((index, call))
@@ -134,12 +133,10 @@ public struct Decider: Sendable {
         for (slot, future) in zip(pending, futures) {
             let reply: Result<RedisReply, any Error>
             do { reply = .success(try await future.get()) } catch { reply = .failure(error) }
-            switch self.finish(slot.call, reply: reply, sentAt: sentAt) {
+            switch self.counted(self.finish(slot.call, reply: reply, sentAt: sentAt)) {
             case .decision(let decision, _):
-                self.metrics?.record(decision)
                 items[slot.index] = .decision(decision)
-            case .backendUnavailable(let plan, let detail):
-                self.metrics?.recordUnavailable(plan: plan)
+            case .backendUnavailable(_, let detail):
                 items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
             }
         }
@@ -151,32 +148,34 @@ public struct Decider: Sendable {
     ///   - request: the validated request.
     ///   - keyring: the plans and keys in force.
     ///   - eventLoop: the caller's event loop, whose Redis connection to use.
-    public func decide(_ request: CheckRequest, keyring: Keyring, on eventLoop: (any EventLoop)?) async -> Outcome {
+    public func decide(_ request: CheckRequest, keyring: Keyring, on eventLoop: any EventLoop) async -> Outcome {
         // The future never fails: Redis failures become outcomes.
-        (try? await self.decisionFuture(request, keyring: keyring, on: eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()).get())
+        (try? await self.decisionFuture(request, keyring: keyring, on: eventLoop).get())
             ?? .backendUnavailable(plan: "", detail: "no answer")
     }
 
     /// Decides one request without leaving `eventLoop`: the future completes there (the
     /// Redis connection used lives on that loop), and never fails.
     public func decisionFuture(_ request: CheckRequest, keyring: Keyring, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
-        let outcome: EventLoopFuture<Outcome>
         switch self.prepare(request, keyring: keyring) {
         case .answered(let decision, let headers):
-            outcome = eventLoop.makeSucceededFuture(.decision(decision, headers: headers))
+            return eventLoop.makeSucceededFuture(self.counted(.decision(decision, headers: headers)))
         case .needsRedis(let call):
             let sentAt = ContinuousClock.now
-            outcome = self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop)
-                .map { reply in self.finish(call, reply: .success(reply), sentAt: sentAt) }
-                .recover { error in self.finish(call, reply: .failure(error), sentAt: sentAt) }
-        }
-        guard let metrics = self.metrics else { return outcome }
-        return outcome.map { outcome in
-            switch outcome {
-            case .decision(let decision, _): metrics.record(decision)
-            case .backendUnavailable(let plan, _): metrics.recordUnavailable(plan: plan)
+            let promise = eventLoop.makePromise(of: Outcome.self)
+            self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop).whenComplete { reply in
+                promise.succeed(self.counted(self.finish(call, reply: reply, sentAt: sentAt)))
             }
-            return outcome
+            return promise.futureResult
         }
+    }
+
+    /// Counts an outcome in the metrics, and passes it on.
+    private func counted(_ outcome: Outcome) -> Outcome {
+        switch outcome {
+        case .decision(let decision, _): self.metrics?.record(decision)
+        case .backendUnavailable(let plan, _): self.metrics?.recordUnavailable(plan: plan)
+        }
+        return outcome
     }
 }

@@ -78,17 +78,26 @@ public struct CheckRequest: Sendable, Hashable {
     /// Parses and validates a JSON body.
     /// - Throws: ``InputError`` naming what is wrong.
     public static func parse(json: Data, bounds: InputBounds) throws(InputError) -> CheckRequest {
-        if json.count > bounds.maxBodyBytes {
+        try json.withUnsafeBytes { bytes in
+            Result { () throws(InputError) -> CheckRequest in try self.parse(bytes: bytes, bounds: bounds) }
+        }.get()
+    }
+
+    /// Parses and validates a JSON body in place (the bytes a server read), copying it only
+    /// when JSONDecoder has to read it.
+    /// - Throws: ``InputError`` naming what is wrong.
+    public static func parse(bytes: UnsafeRawBufferPointer, bounds: InputBounds) throws(InputError) -> CheckRequest {
+        if bytes.count > bounds.maxBodyBytes {
             throw .bodyTooLarge(bounds.maxBodyBytes)
         }
         // The common shape is read by hand; anything else (escapes, other keys, fractions,
         // nesting, malformed input) goes through JSONDecoder, whose reading and errors are the
         // reference: both give the same answer for every body the hand reader accepts.
         let body: Body
-        if let plain = Self.plainBody(json) {
+        if let plain = Self.plainBody(bytes) {
             body = plain
         } else {
-            body = try Self.decode(Body.self, from: json, notAnObject: "the body must be a JSON object")
+            body = try Self.decode(Body.self, from: Data(bytes), notAnObject: "the body must be a JSON object")
         }
         return try body.validated(bounds: bounds)
     }
@@ -104,115 +113,118 @@ public struct CheckRequest: Sendable, Hashable {
     /// character, valid UTF-8) and the cost a non-negative integer of at most 18 digits
     /// without a leading zero. Returns nil for anything else.
     static func plainBody(_ json: Data) -> Body? {
-        json.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Body? in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var i = 0
-            let n = bytes.count
-            func skipSpace() {
-                while i < n, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
-            }
-            func expect(_ byte: UInt8) -> Bool {
-                skipSpace()
-                guard i < n, bytes[i] == byte else { return false }
-                i += 1
-                return true
-            }
-            /// A plain string's bytes (after its opening quote).
-            func plainString() -> UnsafeBufferPointer<UInt8>? {
-                let start = i
-                while i < n {
-                    let byte = bytes[i]
-                    if byte == UInt8(ascii: "\"") {
-                        let slice = UnsafeBufferPointer(rebasing: bytes[start..<i])
-                        i += 1
-                        return slice
-                    }
-                    if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+        json.withUnsafeBytes { self.plainBody($0) }
+    }
+
+    /// ``plainBody(_:)`` over bytes in place.
+    static func plainBody(_ raw: UnsafeRawBufferPointer) -> Body? {
+        let bytes = raw.bindMemory(to: UInt8.self)
+        var i = 0
+        let n = bytes.count
+        func skipSpace() {
+            while i < n, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        }
+        func expect(_ byte: UInt8) -> Bool {
+            skipSpace()
+            guard i < n, bytes[i] == byte else { return false }
+            i += 1
+            return true
+        }
+        /// A plain string's bytes (after its opening quote).
+        func plainString() -> UnsafeBufferPointer<UInt8>? {
+            let start = i
+            while i < n {
+                let byte = bytes[i]
+                if byte == UInt8(ascii: "\"") {
+                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<i])
                     i += 1
+                    return slice
+                }
+                if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+                i += 1
+            }
+            return nil
+        }
+        /// A plain string value, quotes included, as text.
+        func stringValue() -> String? {
+            guard bytes[i] == UInt8(ascii: "\"") else { return nil }
+            i += 1
+            guard let slice = plainString() else { return nil }
+            return String(validating: slice, as: UTF8.self)
+        }
+        func isLiteral(_ word: StaticString) -> Bool {
+            let length = word.utf8CodeUnitCount
+            guard i + length <= n else { return false }
+            for k in 0..<length where bytes[i + k] != word.utf8Start[k] { return false }
+            i += length
+            return true
+        }
+
+        var body = Body()
+        var seen = (apiKey: false, route: false, cost: false)
+        guard expect(UInt8(ascii: "{")) else { return nil }
+        skipSpace()
+        if i < n, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+        } else {
+            while true {
+                guard expect(UInt8(ascii: "\"")), let key = plainString(), expect(UInt8(ascii: ":")) else { return nil }
+                skipSpace()
+                guard i < n else { return nil }
+                let isNull = isLiteral("null")
+                switch key.count {
+                case 7 where key.elementsEqual("api_key".utf8):
+                    guard !seen.apiKey else { return nil }
+                    seen.apiKey = true
+                    if !isNull {
+                        guard let string = stringValue() else { return nil }
+                        body.apiKey = string
+                    }
+                case 5 where key.elementsEqual("route".utf8):
+                    guard !seen.route else { return nil }
+                    seen.route = true
+                    if !isNull {
+                        guard let string = stringValue() else { return nil }
+                        body.route = string
+                    }
+                case 4 where key.elementsEqual("cost".utf8):
+                    guard !seen.cost else { return nil }
+                    seen.cost = true
+                    if !isNull {
+                        let start = i
+                        var value = 0
+                        while i < n, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
+                            // More than 18 digits might not fit: the decoder decides those.
+                            guard i - start < 18 else { return nil }
+                            value = value * 10 + Int(bytes[i] - UInt8(ascii: "0"))
+                            i += 1
+                        }
+                        let digits = i - start
+                        guard digits >= 1, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+                        // A fraction or an exponent follows: not a plain integer.
+                        if i < n, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+                            return nil
+                        }
+                        body.cost = value
+                    }
+                default:
+                    return nil
+                }
+                skipSpace()
+                guard i < n else { return nil }
+                if bytes[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if bytes[i] == UInt8(ascii: "}") {
+                    i += 1
+                    break
                 }
                 return nil
             }
-            /// A plain string value, quotes included, as text.
-            func stringValue() -> String? {
-                guard bytes[i] == UInt8(ascii: "\"") else { return nil }
-                i += 1
-                guard let slice = plainString() else { return nil }
-                return String(validating: slice, as: UTF8.self)
-            }
-            func isLiteral(_ word: StaticString) -> Bool {
-                let length = word.utf8CodeUnitCount
-                guard i + length <= n else { return false }
-                for k in 0..<length where bytes[i + k] != word.utf8Start[k] { return false }
-                i += length
-                return true
-            }
-
-            var body = Body()
-            var seen = (apiKey: false, route: false, cost: false)
-            guard expect(UInt8(ascii: "{")) else { return nil }
-            skipSpace()
-            if i < n, bytes[i] == UInt8(ascii: "}") {
-                i += 1
-            } else {
-                while true {
-                    guard expect(UInt8(ascii: "\"")), let key = plainString(), expect(UInt8(ascii: ":")) else { return nil }
-                    skipSpace()
-                    guard i < n else { return nil }
-                    let isNull = isLiteral("null")
-                    switch key.count {
-                    case 7 where key.elementsEqual("api_key".utf8):
-                        guard !seen.apiKey else { return nil }
-                        seen.apiKey = true
-                        if !isNull {
-                            guard let string = stringValue() else { return nil }
-                            body.apiKey = string
-                        }
-                    case 5 where key.elementsEqual("route".utf8):
-                        guard !seen.route else { return nil }
-                        seen.route = true
-                        if !isNull {
-                            guard let string = stringValue() else { return nil }
-                            body.route = string
-                        }
-                    case 4 where key.elementsEqual("cost".utf8):
-                        guard !seen.cost else { return nil }
-                        seen.cost = true
-                        if !isNull {
-                            let start = i
-                            var value = 0
-                            while i < n, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
-                                // More than 18 digits might not fit: the decoder decides those.
-                                guard i - start < 18 else { return nil }
-                                value = value * 10 + Int(bytes[i] - UInt8(ascii: "0"))
-                                i += 1
-                            }
-                            let digits = i - start
-                            guard digits >= 1, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
-                            // A fraction or an exponent follows: not a plain integer.
-                            if i < n, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
-                                return nil
-                            }
-                            body.cost = value
-                        }
-                    default:
-                        return nil
-                    }
-                    skipSpace()
-                    guard i < n else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") {
-                        i += 1
-                        continue
-                    }
-                    if bytes[i] == UInt8(ascii: "}") {
-                        i += 1
-                        break
-                    }
-                    return nil
-                }
-            }
-            skipSpace()
-            return i == n ? body : nil
         }
+        skipSpace()
+        return i == n ? body : nil
     }
 
     /// Decodes a body, mapping failures to the API's input errors.

@@ -161,6 +161,9 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if collecting.body.readableBytes + chunk.readableBytes > limit {
                     collecting.rejected = APIError(InputError.bodyTooLarge(limit))
                     collecting.body.clear()
+                } else if collecting.body.readableBytes == 0 {
+                    // Most bodies come in one piece: keep it, no copy.
+                    collecting.body = chunk
                 } else {
                     collecting.body.writeBuffer(&chunk)
                 }
@@ -180,13 +183,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var rejected: APIError?
         do {
             try ClientTokens.verify(head.headerFields, snapshot: snapshot)
-            if let contentType = head.headerFields[.contentType], !CheckRoute.isJSON(contentType) {
-                throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
-            }
-            let limit = snapshot.config.bounds.maxBodyBytes
-            if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > limit {
-                throw APIError(InputError.bodyTooLarge(limit))
-            }
+            try JSONBody.checkHead(head.headerFields, limit: snapshot.config.bounds.maxBodyBytes)
         } catch let error as APIError {
             rejected = error
         } catch {
@@ -204,10 +201,15 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.respond(error: rejected, closeAfter: collecting.closeAfter, context: context)
             return
         }
+        let bounds = collecting.snapshot.config.bounds
+        let parsed = collecting.body.withUnsafeReadableBytes { bytes in
+            Result { () throws(InputError) -> CheckRequest in try CheckRequest.parse(bytes: bytes, bounds: bounds) }
+        }
         let request: CheckRequest
-        do {
-            request = try CheckRequest.parse(json: Data(collecting.body.readableBytesView), bounds: collecting.snapshot.config.bounds)
-        } catch {
+        switch parsed {
+        case .success(let checkRequest):
+            request = checkRequest
+        case .failure(let error):
             self.respond(error: APIError(error), closeAfter: collecting.closeAfter, context: context)
             return
         }

@@ -40,12 +40,7 @@ struct APIError: HTTPResponseError {
     /// The error's header fields and JSON body.
     func rendered(allocator: ByteBufferAllocator) -> (HTTPFields, ByteBuffer) {
         var writer = JSONWriter(buffer: allocator.buffer(capacity: 96 + self.message.utf8.count))
-        writer.beginObject()
-        writer.beginObject("error")
-        writer.field("code", self.code)
-        writer.field("message", self.message)
-        writer.endObject()
-        writer.endObject()
+        writer.errorObject(code: self.code, message: self.message)
         var headers = HTTPFields()
         headers[.contentType] = DecisionResponse.jsonContentType
         return (headers, writer.buffer)

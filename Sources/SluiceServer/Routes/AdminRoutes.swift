@@ -107,7 +107,7 @@ struct AdminRoutes: Sendable {
         }
         writer.endArray()
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     // MARK: keys
@@ -128,7 +128,7 @@ struct AdminRoutes: Sendable {
         writer.field("plan", known?.record.plan)
         writer.field("source", known?.record.source.rawValue)
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func create(_ request: Request, logger: Logger) async throws -> Response {
@@ -173,7 +173,7 @@ struct AdminRoutes: Sendable {
         writer.field("created", Self.timestamp(ms: record.created))
         writer.field("source", KeySource.runtime.rawValue)
         writer.endObject()
-        return Self.json(writer, status: .created)
+        return writer.response(status: .created, noStore: true)
     }
 
     func list(_ request: Request) throws -> Response {
@@ -201,14 +201,14 @@ struct AdminRoutes: Sendable {
         writer.endArray()
         writer.field("next_cursor", page.next)
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func show(_ id: String) async throws -> Response {
         let key = try await self.key(id)
         var writer = Self.writer()
         Self.write(key.record, into: &writer)
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func move(_ id: String, request: Request, logger: Logger) async throws -> Response {
@@ -229,7 +229,7 @@ struct AdminRoutes: Sendable {
         logger.info("runtime key moved", metadata: ["key_id": "\(id)", "plan": "\(body.plan)"])
         var writer = Self.writer()
         Self.write(KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime), into: &writer)
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func revoke(_ id: String, logger: Logger) async throws -> Response {
@@ -263,7 +263,7 @@ struct AdminRoutes: Sendable {
         }
         writer.endArray()
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func reset(_ id: String, request: Request, logger: Logger) async throws -> Response {
@@ -293,7 +293,7 @@ struct AdminRoutes: Sendable {
         writer.field("id", id)
         writer.field("reset", strings: limits.map(\.name))
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func adjustQuota(_ id: String, request: Request, logger: Logger) async throws -> Response {
@@ -330,7 +330,7 @@ struct AdminRoutes: Sendable {
         logger.info("quota changed", metadata: ["key_id": "\(id)", "change": "\(change)", "limit": "\(snapshot.limit)"])
         var writer = Self.writer()
         Self.write(snapshot, into: &writer)
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     func usage(_ id: String, request: Request) async throws -> Response {
@@ -387,7 +387,7 @@ struct AdminRoutes: Sendable {
         }
         writer.endArray()
         writer.endObject()
-        return Self.json(writer)
+        return writer.response(noStore: true)
     }
 
     // MARK: reload
@@ -404,7 +404,7 @@ struct AdminRoutes: Sendable {
             writer.field("plans", config.rules.plans.count)
             writer.field("api_keys", config.rules.keyCount)
             writer.endObject()
-            return Self.json(writer)
+            return writer.response(noStore: true)
         case .failure(let error):
             throw APIError(.badRequest, code: "invalid_config", message: error.description)
         }
@@ -480,16 +480,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func decode<Body: Decodable>(_ type: Body.Type, from request: Request, hint: String) async throws -> Body {
-        if let contentType = request.headers[.contentType], !CheckRoute.isJSON(contentType) {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json")
-        }
-        let limit = self.store.current.config.bounds.maxBodyBytes
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw APIError(InputError.bodyTooLarge(limit))
-        }
+        let body = try await JSONBody.collect(request, limit: self.store.current.config.bounds.maxBodyBytes)
         do {
             return try JSONDecoder().decode(Body.self, from: Data(body.readableBytesView))
         } catch {
@@ -584,12 +575,6 @@ struct AdminRoutes: Sendable {
         JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: capacity))
     }
 
-    static func json(_ writer: JSONWriter, status: HTTPResponse.Status = .ok) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = DecisionResponse.jsonContentType
-        headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: writer.buffer))
-    }
 }
 
 /// Bearer-token check for `/admin/v1`: 404 when no token is configured, 401 without a

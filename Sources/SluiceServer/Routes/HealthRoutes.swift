@@ -41,9 +41,6 @@ struct HealthRoutes: Sendable {
         writer.beginObject()
         body(&writer)
         writer.endObject()
-        var headers = HTTPFields()
-        headers[.contentType] = DecisionResponse.jsonContentType
-        headers[.cacheControl] = "no-store"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: writer.buffer))
+        return writer.response(noStore: true)
     }
 }
