@@ -2,21 +2,10 @@
 /// (read every limit without consuming) and `quota.lua` (extend or set a quota's
 /// remaining units for the current window).
 public enum StateScripts {
-    /// KEYS and ARGV of one script call, as bytes.
-    public struct Call: Sendable, Hashable {
-        /// The script's KEYS.
-        public let keys: [[UInt8]]
-        /// The script's ARGV.
-        public let arguments: [[UInt8]]
-    }
-
-    /// What `inspect.lua` or `quota.lua` sent back that does not match the call.
-    public struct MalformedReply: Error, Sendable, CustomStringConvertible {
-        public let description: String
-
-        /// Creates the error.
-        public init(description: String) { self.description = description }
-    }
+    /// KEYS and ARGV of a script call, as ``DecisionScript`` makes them.
+    public typealias Call = DecisionScript.Call
+    /// A reply that does not match the call.
+    public typealias MalformedReply = DecisionScript.MalformedReply
 
     /// The live state of one limit of a key.
     public struct LimitSnapshot: Sendable, Hashable {
@@ -44,17 +33,13 @@ public enum StateScripts {
         public let windowEnd: Int64
     }
 
-    private static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-
     /// The `inspect.lua` call for limits of one key.
     public static func inspect(entry: KeyEntry, limits: [Limit], nowMicros: Int64? = nil) -> Call {
-        var arguments: [[UInt8]] = [self.bytes(nowMicros.map(String.init) ?? "0")]
-        var keys: [[UInt8]] = []
+        var arguments: [[UInt8]] = [DecisionScript.clockArgument(nowMicros)]
         for limit in limits {
-            keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
             arguments.append(contentsOf: limit.scriptArgumentBytes)
         }
-        return Call(keys: keys, arguments: arguments)
+        return Call(keys: limits.map { entry.stateKey(for: $0) }, arguments: arguments)
     }
 
     /// Decodes `inspect.lua`'s reply: the snapshots of `limits`, in order, and Redis's clock in ms.
@@ -93,18 +78,17 @@ public enum StateScripts {
 
     /// The `quota.lua` call for a key's quota.
     public static func adjustQuota(entry: KeyEntry, quota limit: Limit, change: QuotaChange, nowMicros: Int64? = nil) -> Call {
-        guard case .quota(let quota) = limit.kind else { preconditionFailure("adjustQuota needs a quota limit") }
+        guard case .quota = limit.kind else { preconditionFailure("adjustQuota needs a quota limit") }
         let (mode, amount): (String, Int) =
             switch change {
             case .add(let units): ("add", units)
             case .setRemaining(let units): ("set", units)
             }
+        // The quota's own script arguments without their kind: limit, period, offset.
         return Call(
-            keys: [entry.statePrefixBytes + limit.keySuffixBytes],
-            arguments: [
-                self.bytes(nowMicros.map(String.init) ?? "0"), self.bytes(String(quota.limit)), self.bytes(quota.period.scriptCode),
-                self.bytes(String(quota.offsetHours * 3600)), self.bytes(mode), self.bytes(String(amount)),
-            ]
+            keys: [entry.stateKey(for: limit)],
+            arguments: [DecisionScript.clockArgument(nowMicros)] + limit.scriptArgumentBytes.dropFirst()
+                + [Array(mode.utf8), Array(String(amount).utf8)]
         )
     }
 

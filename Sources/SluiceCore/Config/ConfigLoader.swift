@@ -473,11 +473,11 @@ private struct Validator {
                 self.fail(rpath, error.reason)
                 continue
             }
-            if let other = shapes[pattern.shape] {
+            if let other = shapes[pattern.description] {
                 self.fail(rpath, "ties with \"\(other)\": both match the same requests equally specifically")
                 continue
             }
-            shapes[pattern.shape] = key
+            shapes[pattern.description] = key
             let unit = self.unit(route.unit, path: rpath + ".unit")
             guard let bucket = self.bucket(rate: route.rate, burst: route.burst, path: rpath) else { continue }
             let rule = RouteRule(key: key, pattern: pattern, bucket: bucket, additional: route.additional ?? false, unit: unit)

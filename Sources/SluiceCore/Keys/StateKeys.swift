@@ -4,9 +4,6 @@
 /// caller's state lives in one Redis Cluster slot and one script can touch it
 /// (DESIGN invariant 4). No name holds a raw API key (invariant 6).
 public enum StateKeys {
-    /// The prefix shared by all of Sluice's limit-state keys.
-    public static let namespace = "sl:"
-
     /// `sl:{<id>}:`, the prefix of every state key of one API key.
     public static func prefix(keyID: String) -> String {
         "sl:{" + keyID + "}:"

@@ -4,13 +4,20 @@ public enum DecisionScript {
     /// KEYS and ARGV of one script call, as the bytes sent to Redis, assembled from
     /// bytes built once per config load.
     public struct Call: Sendable, Hashable {
-        /// One state key per limit, then the usage record's key when usage is recorded.
+        /// The script's KEYS (for decide.lua: one state key per limit, then the usage record's
+        /// key when usage is recorded).
         public let keys: [[UInt8]]
-        /// Clock override, cost, usage retention, then four arguments per limit.
+        /// The script's ARGV (for decide.lua: clock override, cost, usage retention, then four
+        /// arguments per limit).
         public let arguments: [[UInt8]]
     }
 
     private static let liveClock: [UInt8] = Array("0".utf8)
+
+    /// The clock argument every script takes: a test's override in microseconds, or "0" (Redis TIME).
+    static func clockArgument(_ nowMicros: Int64?) -> [UInt8] {
+        nowMicros.map { Array(String($0).utf8) } ?? self.liveClock
+    }
 
     /// The call for one request.
     /// - Parameters:
@@ -22,18 +29,15 @@ public enum DecisionScript {
         var keys: [[UInt8]] = []
         keys.reserveCapacity(limits.count + 1)
         let plan = entry.plan
-        var arguments: [[UInt8]] = [
-            nowMicros.map { Array(String($0).utf8) } ?? self.liveClock, Array(String(cost).utf8), plan.usageArgumentBytes,
-        ]
+        var arguments: [[UInt8]] = [self.clockArgument(nowMicros), Array(String(cost).utf8), plan.usageArgumentBytes]
         arguments.reserveCapacity(3 + 4 * limits.count)
-        var countsQuota = false
         for limit in limits {
-            keys.append(entry.statePrefixBytes + limit.keySuffixBytes)
+            keys.append(entry.stateKey(for: limit))
             arguments.append(contentsOf: limit.scriptArgumentBytes)
-            if case .quota = limit.kind { countsQuota = true }
         }
-        if countsQuota && plan.usageRetentionDays > 0 {
-            keys.append(entry.usageKeyBytes)
+        // A plan with a quota counts it on every route; without one, its retention is 0.
+        if plan.usageRetentionDays > 0 {
+            keys.append(entry.usageKey)
         }
         return Call(keys: keys, arguments: arguments)
     }
@@ -41,6 +45,9 @@ public enum DecisionScript {
     /// A reply that is not what the script returns.
     public struct MalformedReply: Error, Sendable, CustomStringConvertible {
         public let description: String
+
+        /// Creates the error.
+        public init(description: String) { self.description = description }
     }
 
     /// Integers per limit in the script's reply.
@@ -50,8 +57,6 @@ public enum DecisionScript {
     public struct Result: Sendable, Hashable {
         /// Whether every limit admitted (and so all were consumed).
         public let allowed: Bool
-        /// Redis's clock when the script ran, in milliseconds since the epoch.
-        public let nowMs: Int64
         /// Each limit's state, in call order.
         public let limits: [LimitState]
     }
@@ -87,7 +92,7 @@ public enum DecisionScript {
                 )
             )
         }
-        return Result(allowed: values[0] == 1, nowMs: values[1], limits: states)
+        return Result(allowed: values[0] == 1, limits: states)
     }
 
     /// The decision for a script reply.

@@ -30,7 +30,6 @@ public final class OverLimitCache: Sendable {
         var young: [Key: Entry] = [:]
         var old: [Key: Entry] = [:]
         var hits = 0
-        var stored = 0
     }
 
     private let state: Mutex<Generations>
@@ -44,8 +43,6 @@ public final class OverLimitCache: Sendable {
 
     /// Denials answered from memory so far.
     public var hits: Int { self.state.withLock { $0.hits } }
-    /// Denials remembered so far.
-    public var stored: Int { self.state.withLock { $0.stored } }
     /// Entries held now.
     public var count: Int { self.state.withLock { $0.young.count + $0.old.count } }
 
@@ -99,7 +96,6 @@ public final class OverLimitCache: Sendable {
         self.state.withLock { state in
             state.old[key] = nil
             Self.insert(key, entry, into: &state, half: self.half)
-            state.stored += 1
         }
     }
 

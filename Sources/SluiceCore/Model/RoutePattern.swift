@@ -15,8 +15,6 @@ public struct RoutePattern: Sendable, Hashable, CustomStringConvertible {
     public let method: String?
     /// The path's segments.
     public let segments: [Segment]
-    /// Whether the pattern has no parameter and no wildcard.
-    public let isExact: Bool
 
     /// Compiles a route key like `"POST /v1/models/{model}/predict"`, `"GET /v1/files/*"` or
     /// `"* /v1/embeddings"`.
@@ -69,11 +67,8 @@ public struct RoutePattern: Sendable, Hashable, CustomStringConvertible {
             normalised.append(.literal(decoded))
         }
         self.segments = normalised
-        self.isExact = !normalised.contains { $0 == .parameter || $0 == .wildcard }
     }
 
-    /// The shape that two patterns must not share (same method, same segments): it would tie.
-    var shape: String { self.description }
 
     public var description: String {
         let path = self.segments.map { segment -> String in

@@ -6,15 +6,20 @@ public struct KeyEntry: Sendable, Hashable {
     public let plan: Plan
     /// `sl:{<id>}:`, prefix of the key's Redis state keys, as bytes built once.
     let statePrefixBytes: [UInt8]
-    /// The key of its usage record, as bytes built once.
-    let usageKeyBytes: [UInt8]
+    /// The key of its usage record (`sl:{<id>}:u`), as bytes built once.
+    public let usageKey: [UInt8]
 
     /// Creates an entry.
     public init(keyID: String, plan: Plan) {
         self.keyID = keyID
         self.plan = plan
         self.statePrefixBytes = Array(StateKeys.prefix(keyID: keyID).utf8)
-        self.usageKeyBytes = self.statePrefixBytes + Array(StateKeys.usageSuffix.utf8)
+        self.usageKey = self.statePrefixBytes + Array(StateKeys.usageSuffix.utf8)
+    }
+
+    /// The Redis key of this API key's state for `limit`.
+    public func stateKey(for limit: Limit) -> [UInt8] {
+        self.statePrefixBytes + limit.keySuffixBytes
     }
 }
 

@@ -148,12 +148,8 @@ final class ConnectionSlot: @unchecked Sendable {
     private func handshake(_ connection: RedisConnection, deadline: NIODeadline) -> EventLoopFuture<Void> {
         let configuration = self.shared.configuration
         var commands: [(name: String, arguments: [RedisArgument])] = []
-        if let password = configuration.password {
-            if let username = configuration.username {
-                commands.append(("AUTH", ["AUTH", RedisArgument(username), RedisArgument(password)]))
-            } else {
-                commands.append(("AUTH", ["AUTH", RedisArgument(password)]))
-            }
+        if let auth = configuration.authCommand {
+            commands.append(("AUTH", auth))
         }
         if configuration.database != 0 {
             commands.append(("SELECT", ["SELECT", RedisArgument(configuration.database)]))
@@ -262,16 +258,8 @@ final class ConnectionSlot: @unchecked Sendable {
     }
 
     private func backOff() {
-        let configuration = self.shared.configuration
-        let exponent = min(self.failedAttempts, 20)
+        let until = NIODeadline.now() + self.shared.configuration.reconnectDelay(afterFailures: self.failedAttempts)
         self.failedAttempts += 1
-        let base = min(
-            configuration.maxReconnectDelay.nanoseconds,
-            configuration.minReconnectDelay.nanoseconds << Int64(exponent)
-        )
-        // Up to 20% jitter so that a fleet does not reconnect in lockstep.
-        let jitter = Int64.random(in: 0...max(1, base / 5))
-        let until = NIODeadline.now() + .nanoseconds(base - jitter)
         self.state = .backoff(until: until, task: nil)
         let task = self.eventLoop.scheduleTask(deadline: until) { [self] in
             guard case .backoff = self.state else { return }

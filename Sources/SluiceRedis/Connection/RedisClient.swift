@@ -167,16 +167,19 @@ public final class RedisClient: Service, Sendable {
     ///   it fails with ``SluiceRedisError`` when no reply comes in time.
     public func send(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisReply> {
         let pool = self.pool(for: eventLoop)
-        let promise = pool.eventLoop.makePromise(of: RedisReply.self)
-        let deadline = pool.eventLoop.now + self.shared.configuration.commandTimeout
-        let command: ByteBuffer
         do {
-            command = try RESPEncoder.encode(arguments)
+            return self.send(encoded: try RESPEncoder.encode(arguments), pool: pool)
         } catch {
-            promise.fail(error)
-            return promise.futureResult
+            return pool.eventLoop.makeFailedFuture(error)
         }
-        self.observe(promise.futureResult, since: .now())
+    }
+
+    /// Sends one encoded command on `pool`'s loop, with the command deadline, observed.
+    private func send(encoded command: ByteBuffer, pool: EventLoopConnections) -> EventLoopFuture<RedisReply> {
+        let promise = pool.eventLoop.makePromise(of: RedisReply.self)
+        let start = NIODeadline.now()
+        let deadline = start + self.shared.configuration.commandTimeout
+        self.observe(promise.futureResult, since: start)
         if pool.eventLoop.inEventLoop {
             pool.send([command], deadline: deadline, promises: [promise])
         } else {
@@ -226,7 +229,25 @@ public final class RedisClient: Service, Sendable {
         arguments: [RedisArgument],
         on eventLoop: (any EventLoop)? = nil
     ) -> EventLoopFuture<RedisReply> {
-        self.evaluateBatch(script, calls: [(keys, arguments)], on: eventLoop)[0]
+        let pool = self.pool(for: eventLoop)
+        let command: ByteBuffer
+        do {
+            command = try RESPEncoder.encode(Self.evalsha(script, keys: keys, arguments: arguments))
+        } catch {
+            return pool.eventLoop.makeFailedFuture(error)
+        }
+        return self.send(encoded: command, pool: pool).flatMap { reply in
+            self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
+        }
+    }
+
+    /// `EVALSHA sha numkeys keys... arguments...`.
+    private static func evalsha(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) -> [RedisArgument] {
+        var evalsha: [RedisArgument] = ["EVALSHA", script.sha1Argument, RedisArgument(keys.count)]
+        evalsha.reserveCapacity(3 + keys.count + arguments.count)
+        evalsha.append(contentsOf: keys)
+        evalsha.append(contentsOf: arguments)
+        return evalsha
     }
 
     /// The reply itself, or, when Redis lost the script (NOSCRIPT, after a restart or SCRIPT
@@ -234,7 +255,7 @@ public final class RedisClient: Service, Sendable {
     private func reloadingIfLost(
         _ reply: RedisReply,
         script: RedisScript,
-        evalsha: [RedisArgument],
+        evalsha: ByteBuffer,
         pool: EventLoopConnections
     ) -> EventLoopFuture<RedisReply> {
         guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
@@ -244,10 +265,7 @@ public final class RedisClient: Service, Sendable {
         let load = pool.eventLoop.makePromise(of: RedisReply.self)
         let retry = pool.eventLoop.makePromise(of: RedisReply.self)
         do {
-            let commands = [
-                try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]),
-                try RESPEncoder.encode(evalsha),
-            ]
+            let commands = [try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]), evalsha]
             pool.send(commands, deadline: pool.eventLoop.now + self.shared.configuration.commandTimeout, promises: [load, retry])
         } catch {
             load.fail(error)
@@ -270,24 +288,27 @@ public final class RedisClient: Service, Sendable {
         let deadline = start + self.shared.configuration.commandTimeout
         var commands: [ByteBuffer] = []
         var sent: [EventLoopPromise<RedisReply>] = []
-        var promises: [EventLoopPromise<RedisReply>] = []
-        var evalshas: [[RedisArgument]] = []
+        // Per call: its promise and its encoded EVALSHA (kept for a NOSCRIPT retry), or the
+        // encoding failure.
+        var futures: [EventLoopFuture<RedisReply>] = []
         commands.reserveCapacity(calls.count)
+        futures.reserveCapacity(calls.count)
         for call in calls {
-            var evalsha: [RedisArgument] = ["EVALSHA", script.sha1Argument, RedisArgument(call.keys.count)]
-            evalsha.reserveCapacity(3 + call.keys.count + call.arguments.count)
-            evalsha.append(contentsOf: call.keys)
-            evalsha.append(contentsOf: call.arguments)
-            evalshas.append(evalsha)
             let promise = pool.eventLoop.makePromise(of: RedisReply.self)
-            promises.append(promise)
             self.observe(promise.futureResult, since: start)
             do {
                 // One buffer per command, sized for it.
-                commands.append(try RESPEncoder.encode(evalsha))
+                let command = try RESPEncoder.encode(Self.evalsha(script, keys: call.keys, arguments: call.arguments))
+                commands.append(command)
                 sent.append(promise)
+                futures.append(
+                    promise.futureResult.flatMap { reply in
+                        self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
+                    }
+                )
             } catch {
                 promise.fail(error)
+                futures.append(promise.futureResult)
             }
         }
         let batch = commands
@@ -298,11 +319,7 @@ public final class RedisClient: Service, Sendable {
             pool.eventLoop.execute { pool.send(batch, deadline: deadline, promises: batchPromises) }
         }
 
-        return zip(promises, evalshas).map { promise, evalsha in
-            promise.futureResult.flatMap { reply in
-                self.reloadingIfLost(reply, script: script, evalsha: evalsha, pool: pool)
-            }
-        }
+        return futures
     }
 
     /// Sends a command and turns an error reply into a thrown ``RedisServerError``.

@@ -55,4 +55,20 @@ public struct RedisClientConfiguration: Sendable {
         self.minReconnectDelay = minReconnectDelay
         self.maxReconnectDelay = maxReconnectDelay
     }
+
+    /// `AUTH [username] password`, or nil without a password.
+    var authCommand: [RedisArgument]? {
+        guard let password = self.password else { return nil }
+        if let username = self.username {
+            return ["AUTH", RedisArgument(username), RedisArgument(password)]
+        }
+        return ["AUTH", RedisArgument(password)]
+    }
+
+    /// The wait before the next connect: the minimum delay doubled per earlier failure, capped,
+    /// less up to 20% jitter so that a fleet does not reconnect in lockstep.
+    func reconnectDelay(afterFailures failures: Int) -> TimeAmount {
+        let base = min(self.maxReconnectDelay.nanoseconds, self.minReconnectDelay.nanoseconds << Int64(min(failures, 20)))
+        return .nanoseconds(base - Int64.random(in: 0...max(1, base / 5)))
+    }
 }

@@ -57,11 +57,8 @@ public final class RedisSubscriber: Service, Sendable {
                 if Task.isCancelled { break }
                 await self.onEvent(.lost)
                 failures = subscribed ? 1 : failures + 1
-                let base = min(
-                    self.configuration.maxReconnectDelay.nanoseconds,
-                    self.configuration.minReconnectDelay.nanoseconds << Int64(min(failures, 20))
-                )
-                try? await Task.sleep(for: .nanoseconds(base - Int64.random(in: 0...max(1, base / 5))))
+                let delay = self.configuration.reconnectDelay(afterFailures: failures)
+                try? await Task.sleep(for: .nanoseconds(delay.nanoseconds))
             }
         }
     }
@@ -89,11 +86,7 @@ public final class RedisSubscriber: Service, Sendable {
             self.logger.debug("pub/sub connect failed", metadata: ["error": "\(error)"])
             return false
         }
-        var commands: [[RedisArgument]] = []
-        if let password = self.configuration.password {
-            commands.append(["AUTH"] + (self.configuration.username.map { [RedisArgument($0)] } ?? []) + [RedisArgument(password)])
-        }
-        commands.append(["SUBSCRIBE", RedisArgument(self.channelName)])
+        let commands = [self.configuration.authCommand, ["SUBSCRIBE", RedisArgument(self.channelName)]].compactMap { $0 }
         do {
             for command in commands {
                 channel.write(try RESPEncoder.encode(command), promise: nil)

@@ -279,7 +279,7 @@ struct AdminRoutes: Sendable {
             }
         }
         if !limits.isEmpty {
-            let keys = limits.map { RedisArgument(StateKeys.prefix(keyID: entry.keyID) + $0.keySuffix) }
+            let keys = limits.map { RedisArgument(bytes: entry.stateKey(for: $0)) }
             do {
                 _ = try await self.redis.command(["DEL"] + keys)
             } catch {
@@ -348,7 +348,7 @@ struct AdminRoutes: Sendable {
         let (nowMs, states) = try await self.inspect(entry, limits: [quotaLimit])
         let reply: RedisReply
         do {
-            reply = try await self.redis.command(["HGETALL", RedisArgument(StateKeys.prefix(keyID: entry.keyID) + StateKeys.usageSuffix)])
+            reply = try await self.redis.command(["HGETALL", RedisArgument(bytes: entry.usageKey)])
         } catch {
             throw Self.backend(error)
         }
