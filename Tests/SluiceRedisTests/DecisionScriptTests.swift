@@ -11,34 +11,9 @@ import Testing
 /// The decision script's bucket and window math, with times injected through the
 /// script's test-only clock argument, against a real redis-server.
 @Suite("Decision script (injected clock)")
-final class DecisionScriptTests {
-    let server: RedisServer
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let client: RedisClient
-    let tag = UUID().uuidString
-
+final class DecisionScriptTests: ScriptSuite {
     init() async throws {
-        self.server = try RedisServer()
-        self.client = RedisClientTests.client(self.server, group: self.group)
-        self.client.start()
-        try await RedisClientTests.eventually("connected") { self.client.isConnected }
-    }
-
-    deinit {
-        let client = self.client
-        let group = self.group
-        Task {
-            await client.shutdown()
-            try? await group.shutdownGracefully()
-        }
-    }
-
-    /// Seconds since the epoch of a UTC calendar time (Foundation's calendar, not the script's).
-    static func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0, _ second: Int = 0) -> Int64 {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let date = calendar.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second))!
-        return Int64(date.timeIntervalSince1970)
+        try await super.init(scripts: [.decide])
     }
 
     func plan(throttle: TokenBucket? = nil, quota: Quota? = nil, routes: [RouteRule] = []) -> Plan {

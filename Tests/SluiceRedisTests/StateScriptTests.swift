@@ -10,26 +10,9 @@ import Testing
 /// The operators' scripts (inspect, quota) and the usage record the decision script
 /// keeps, with times injected through the scripts' clock argument, against a real redis-server.
 @Suite("State scripts and usage records (injected clock)")
-final class StateScriptTests {
-    let server: RedisServer
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let client: RedisClient
-    let tag = UUID().uuidString
-
+final class StateScriptTests: ScriptSuite {
     init() async throws {
-        self.server = try RedisServer()
-        self.client = RedisClientTests.client(self.server, group: self.group, scripts: RedisScript.all)
-        self.client.start()
-        try await RedisClientTests.eventually("connected") { self.client.isConnected }
-    }
-
-    deinit {
-        let client = self.client
-        let group = self.group
-        Task {
-            await client.shutdown()
-            try? await group.shutdownGracefully()
-        }
+        try await super.init(scripts: RedisScript.all)
     }
 
     let quota = Quota(limit: 10, period: .day, offsetHours: 2)
@@ -74,7 +57,10 @@ final class StateScriptTests {
         var result: [Int64: Int] = [:]
         var index = 0
         while index + 1 < lines.count {
-            result[Int64(lines[index])!] = Int(lines[index + 1])!
+            guard let day = Int64(lines[index]), let units = Int(lines[index + 1]) else {
+                throw TestSupportError("not a usage record: \(text)")
+            }
+            result[day] = units
             index += 2
         }
         return result
@@ -83,7 +69,7 @@ final class StateScriptTests {
     @Test("inspect reads buckets and quotas without consuming or writing anything")
     func inspectConsumesNothing() async throws {
         let e = self.entry()
-        let t0 = DecisionScriptTests.utc(2026, 3, 10, 12)
+        let t0 = Self.utc(2026, 3, 10, 12)
         _ = try await self.decide(e, cost: 3, at: t0)
         let before = try self.server.cli("--scan")
         let first = try await self.inspect(e, at: t0 + 1)
@@ -99,7 +85,7 @@ final class StateScriptTests {
         // Quota: day windows from 02:00 UTC.
         let quota = first[1]
         #expect(quota.used == 3 && quota.remaining == 7 && quota.limit == 10 && quota.extension_ == 0)
-        #expect(quota.windowStart == DecisionScriptTests.utc(2026, 3, 10, 2) && quota.windowEnd == DecisionScriptTests.utc(2026, 3, 11, 2))
+        #expect(quota.windowStart == Self.utc(2026, 3, 10, 2) && quota.windowEnd == Self.utc(2026, 3, 11, 2))
         // A key never used: a full bucket, an untouched window, no state keys (TTL -2).
         let fresh = try await self.inspect(self.entry(retention: 7), at: t0)
         #expect(fresh[0].tokens == 4 && fresh[0].ttlMs == -2 && fresh[1].used == 0 && fresh[1].ttlMs == -2)
@@ -108,7 +94,7 @@ final class StateScriptTests {
     @Test("a quota extension raises this window's limit, is seen by the next decision and ends with the window")
     func extensionLastsTheWindow() async throws {
         let e = self.entry()
-        let t0 = DecisionScriptTests.utc(2026, 3, 10, 12)
+        let t0 = Self.utc(2026, 3, 10, 12)
         // 4 + 4 + 2 = the day's 10 units, far enough apart for the bucket (4 tokens, 0.5 a second).
         for (offset, cost) in [(0, 4), (10, 4), (20, 2)] {
             #expect(try await self.decide(e, cost: cost, at: t0 + Int64(offset)).allowed)
@@ -122,7 +108,7 @@ final class StateScriptTests {
         let quotaState = try #require(next.limits.first { $0.name == "quota" })
         #expect(quotaState.limit == 15 && quotaState.remaining == 4)
         // The next window starts at 02:00 UTC the next day, with the configured limit.
-        let tomorrow = DecisionScriptTests.utc(2026, 3, 11, 2)
+        let tomorrow = Self.utc(2026, 3, 11, 2)
         let fresh = try await self.decide(e, at: tomorrow)
         let freshQuota = try #require(fresh.limits.first { $0.name == "quota" })
         #expect(fresh.allowed && freshQuota.limit == 10 && freshQuota.remaining == 9)
@@ -131,7 +117,7 @@ final class StateScriptTests {
     @Test("setting the remaining units: fewer or more than left; the limit reported is used + remaining")
     func setRemaining() async throws {
         let e = self.entry()
-        let t0 = DecisionScriptTests.utc(2026, 3, 10, 12)
+        let t0 = Self.utc(2026, 3, 10, 12)
         _ = try await self.decide(e, cost: 4, at: t0)
         let fewer = try await self.adjust(e, .setRemaining(1), at: t0 + 1)
         #expect(fewer.used == 4 && fewer.remaining == 1 && fewer.limit == 5 && fewer.extension_ == -5)
@@ -155,8 +141,8 @@ final class StateScriptTests {
     func usageRecords() async throws {
         let e = self.entry()
         // 01:30 UTC belongs to the day that started at 02:00 UTC the day before.
-        let early = DecisionScriptTests.utc(2026, 3, 10, 1, 30)
-        let late = DecisionScriptTests.utc(2026, 3, 10, 2, 30)
+        let early = Self.utc(2026, 3, 10, 1, 30)
+        let late = Self.utc(2026, 3, 10, 2, 30)
         _ = try await self.decide(e, cost: 2, at: early)
         _ = try await self.decide(e, cost: 0, at: early + 1)
         _ = try await self.decide(e, cost: 3, at: late)
@@ -173,7 +159,7 @@ final class StateScriptTests {
     @Test("usage: days past the retention are dropped when a new day starts; retention 0 records nothing")
     func usageRetention() async throws {
         let e = self.entry(retention: 3)
-        let day0 = DecisionScriptTests.utc(2026, 3, 1, 12)
+        let day0 = Self.utc(2026, 3, 1, 12)
         for day in 0..<6 {
             _ = try await self.decide(e, at: day0 + Int64(day) * 86400)
         }
@@ -188,7 +174,7 @@ final class StateScriptTests {
     func usageGarbage() async throws {
         let e = self.entry()
         _ = try self.server.cli("SET", "sl:{\(e.keyID)}:u", "not-a-hash")
-        let t0 = DecisionScriptTests.utc(2026, 3, 10, 12)
+        let t0 = Self.utc(2026, 3, 10, 12)
         let decision = try await self.decide(e, cost: 2, at: t0)
         #expect(decision.allowed)
         #expect(try self.usage(e) == [QuotaCalendar.floorDiv(t0 - 7200, 86400): 2])

@@ -21,10 +21,6 @@ struct AdminKeysTests {
         try ServerHarness.config(Self.yaml, redis: redis)
     }
 
-    static func id(_ key: String) -> String {
-        KeyDigester(secret: "server-test").keyID(apiKey: key)
-    }
-
     @Test("create: 201 with a generated key shown once; the key decides at once; bad input is 400/409")
     func create() async throws {
         let redis = try RedisServer()
@@ -33,14 +29,14 @@ struct AdminKeysTests {
             #expect(created.status == .created)
             let key = try #require(created.json["api_key"] as? String)
             #expect(key.hasPrefix("sk-") && key.count >= 32)
-            #expect(created.json["id"] as? String == Self.id(key))
+            #expect(created.json["id"] as? String == ServerHarness.keyID(key))
             #expect(created.json["plan"] as? String == "pro" && created.json["name"] as? String == "team a")
             #expect(created.json["source"] as? String == "runtime" && (created.json["created"] as? String)?.hasSuffix("Z") == true)
             let check = try await h.check(key: key)
             #expect(check.allowed == true && check.json["plan"] as? String == "pro" && check.remaining == 19)
             // The registry lives in Redis under sluice:registry:, holding no raw key.
             let registry = try await redis.cliAsync("HGETALL", "sluice:registry:{keys}")
-            #expect(registry.contains(Self.id(key)) && !registry.contains(key))
+            #expect(registry.contains(ServerHarness.keyID(key)) && !registry.contains(key))
             #expect(try await redis.cliAsync("TTL", "sluice:registry:{keys}") == "-1")
 
             let given = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"basic","api_key":"chosen-key"}"#)
@@ -84,7 +80,7 @@ struct AdminKeysTests {
                 pages += 1
             } while cursor != nil && pages < 10
             #expect(pages == 4 && seen.count == 7 && seen == seen.sorted())
-            #expect(Set(seen) == created.union([Self.id("config-key"), Self.id("metered-key")]))
+            #expect(Set(seen) == created.union([ServerHarness.keyID("config-key"), ServerHarness.keyID("metered-key")]))
             let pro = try await h.admin("/admin/v1/keys?plan=pro")
             let proKeys = try #require(pro.json["keys"] as? [[String: Any]])
             #expect(proKeys.count == 5 && proKeys.allSatisfy { $0["source"] as? String == "runtime" && $0["plan"] as? String == "pro" })
@@ -95,7 +91,7 @@ struct AdminKeysTests {
             for bad in ["limit=0", "limit=1001", "limit=x"] {
                 #expect(try await h.admin("/admin/v1/keys?\(bad)").errorCode == "invalid_query")
             }
-            let one = try await h.admin("/admin/v1/keys/\(Self.id("list-0"))")
+            let one = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("list-0"))")
             #expect(one.status == .ok && one.json["plan"] as? String == "pro")
             #expect(try await h.admin("/admin/v1/keys/unknown-id").status == .notFound)
         }
@@ -106,13 +102,13 @@ struct AdminKeysTests {
         let redis = try RedisServer()
         try await ServerHarness.run(try Self.config(redis)) { h in
             _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"mover"}"#)
-            let id = Self.id("mover")
+            let id = ServerHarness.keyID("mover")
             let moved = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"basic"}"#)
             #expect(moved.status == .ok && moved.json["plan"] as? String == "basic")
             #expect(try await h.check(key: "mover").json["plan"] as? String == "basic")
             #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"nope"}"#).errorCode == "unknown_plan")
             #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{}"#).errorCode == "invalid_body")
-            let configID = Self.id("config-key")
+            let configID = ServerHarness.keyID("config-key")
             #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .put, body: #"{"plan":"pro"}"#).errorCode == "config_key")
             #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .delete).errorCode == "config_key")
             #expect(try await h.admin("/admin/v1/keys/no-such-id", method: .put, body: #"{"plan":"pro"}"#).status == .notFound)
@@ -130,7 +126,7 @@ struct AdminKeysTests {
     func stateAndReset() async throws {
         let redis = try RedisServer()
         try await ServerHarness.run(try Self.config(redis)) { h in
-            let id = Self.id("config-key")
+            let id = ServerHarness.keyID("config-key")
             _ = try await h.check(key: "config-key", route: "POST /v1/predict")
             _ = try await h.check(key: "config-key", route: "POST /v1/predict")
             let state = try await h.admin("/admin/v1/keys/\(id)/state")
@@ -171,7 +167,7 @@ struct AdminKeysTests {
     func quota() async throws {
         let redis = try RedisServer()
         try await ServerHarness.run(try Self.config(redis)) { h in
-            let id = Self.id("metered-key")
+            let id = ServerHarness.keyID("metered-key")
             _ = try await h.check(key: "metered-key", cost: 3)
             let added = try await h.admin("/admin/v1/keys/\(id)/quota", method: .post, body: #"{"add":5}"#)
             #expect(added.status == .ok && added.json["limit"] as? Int == 15 && added.json["remaining"] as? Int == 12)
@@ -189,7 +185,7 @@ struct AdminKeysTests {
                 #expect(answer.status == .badRequest && answer.errorCode == "invalid_body", "\(bad)")
             }
             _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"no-quota"}"#)
-            let noQuota = try await h.admin("/admin/v1/keys/\(Self.id("no-quota"))/quota", method: .post, body: #"{"add":1}"#)
+            let noQuota = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("no-quota"))/quota", method: .post, body: #"{"add":1}"#)
             #expect(noQuota.status == .conflict && noQuota.errorCode == "no_quota")
             #expect(try await h.admin("/admin/v1/keys/unknown/quota", method: .post, body: #"{"add":1}"#).status == .notFound)
         }
@@ -199,7 +195,7 @@ struct AdminKeysTests {
     func usage() async throws {
         let redis = try RedisServer()
         try await ServerHarness.run(try Self.config(redis)) { h in
-            let id = Self.id("metered-key")
+            let id = ServerHarness.keyID("metered-key")
             var admitted = 0
             for cost in [1, 2, 5, 4] {  // the last one is over the day's quota of 10 (1 + 2 + 5 = 8)
                 let answer = try await h.check(key: "metered-key", cost: cost)
@@ -225,7 +221,7 @@ struct AdminKeysTests {
                 #expect(try await h.admin("/admin/v1/keys/\(id)/usage?\(bad)").errorCode == "invalid_query")
             }
             _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"no-quota"}"#)
-            #expect(try await h.admin("/admin/v1/keys/\(Self.id("no-quota"))/usage").errorCode == "no_quota")
+            #expect(try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("no-quota"))/usage").errorCode == "no_quota")
         }
     }
 }

@@ -13,23 +13,14 @@ struct AdminRoutesTests {
         api_keys: [ { key: k, plan: p } ]
         """
 
-    func admin(_ h: ServerHarness, _ path: String, method: HTTPRequest.Method = .get, token: String?, body: String? = nil) async throws
-        -> ServerHarness.Answer
-    {
-        var headers = HTTPFields()
-        if let token { headers[.authorization] = "Bearer \(token)" }
-        if body != nil { headers[.contentType] = "application/json" }
-        return try await h.send(path, method: method, headers: headers, body: body)
-    }
-
     @Test("auth: 401 without a token, 403 with a wrong one, 200 with the right one")
     func auth() async throws {
         let redis = try RedisServer()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
-            #expect(try await self.admin(h, "/admin/v1/plans", token: nil).status == .unauthorized)
-            let wrong = try await self.admin(h, "/admin/v1/plans", token: "guess")
+            #expect(try await h.admin("/admin/v1/plans", token: nil).status == .unauthorized)
+            let wrong = try await h.admin("/admin/v1/plans", token: "guess")
             #expect(wrong.status == .forbidden && wrong.errorCode == "invalid_token")
-            let plans = try await self.admin(h, "/admin/v1/plans", token: "admin-secret")
+            let plans = try await h.admin("/admin/v1/plans", token: "admin-secret")
             #expect(plans.status == .ok)
             let plan = (plans.json["plans"] as? [[String: Any]])?.first
             #expect(plan?["name"] as? String == "p")
@@ -43,15 +34,15 @@ struct AdminRoutesTests {
     func lookup() async throws {
         let redis = try RedisServer()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
-            let known = try await self.admin(h, "/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: #"{"api_key":"k"}"#)
-            #expect(known.json["id"] as? String == KeyDigester(secret: "server-test").keyID(apiKey: "k"))
+            let known = try await h.admin("/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: #"{"api_key":"k"}"#)
+            #expect(known.json["id"] as? String == ServerHarness.keyID("k"))
             #expect(known.json["known"] as? Bool == true && known.json["plan"] as? String == "p")
             #expect(!known.text.contains("\"k\""))
-            let unknown = try await self.admin(h, "/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: #"{"api_key":"zz"}"#)
+            let unknown = try await h.admin("/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: #"{"api_key":"zz"}"#)
             #expect(unknown.json["known"] as? Bool == false && unknown.json["plan"] is NSNull)
-            let bad = try await self.admin(h, "/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: "{")
+            let bad = try await h.admin("/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: "{")
             #expect(bad.status == .badRequest)
-            #expect(try await self.admin(h, "/admin/v1/reload", method: .post, token: "admin-secret").status == .notFound)
+            #expect(try await h.admin("/admin/v1/reload", method: .post, token: "admin-secret").status == .notFound)
         }
     }
 
@@ -60,7 +51,7 @@ struct AdminRoutesTests {
         let redis = try RedisServer()
         let yaml = "admin: { port: 0 }\nplans: { p: { throttle: { rate: 1, burst: 1 } } }\n"
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
-            let r = try await self.admin(h, "/admin/v1/plans", token: "anything")
+            let r = try await h.admin("/admin/v1/plans", token: "anything")
             #expect(r.status == .notFound && r.errorCode == "not_found")
         }
     }

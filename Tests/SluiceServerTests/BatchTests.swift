@@ -26,7 +26,7 @@ struct BatchTests {
             let r = try await self.batch(h, #"{"api_key":"k"},{"api_key":"k"},{"api_key":"k"},{"api_key":"nobody"},{"cost":-1,"api_key":"k"}"#)
             #expect(r.status == .ok)
             let results = r.json["results"] as? [[String: Any]] ?? []
-            #expect(results.count == 5)
+            try #require(results.count == 5)
             #expect(results[0]["allowed"] as? Bool == true && results[0]["remaining"] as? Int == 1)
             #expect(results[1]["allowed"] as? Bool == true && results[1]["remaining"] as? Int == 0)
             #expect(results[2]["allowed"] as? Bool == false && results[2]["denied_by"] as? String == "throttle")

@@ -57,10 +57,7 @@ struct MetricsAndTokensTests {
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             redis.stop()
             // Wait until the client knows Redis is gone.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline, try await h.get("/readyz").json["redis"] as? String == "up" {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await h.waitForRedis("down")
             #expect(try await h.check(key: "k").status == .serviceUnavailable)
             #expect(try await h.check(key: "sk").json["degraded"] as? Bool == true)
             let text = try await h.get("/metrics").text
@@ -71,10 +68,7 @@ struct MetricsAndTokensTests {
             #expect(Self.sample(text, #"sluice_redis_reconnects_total"#) == 0)
             // Redis back: the connections come back and are counted.
             try redis.restart()
-            let back = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < back, try await h.get("/readyz").json["redis"] as? String != "up" {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await h.waitForRedis("up")
             let after = try await h.get("/metrics").text
             #expect((Self.sample(after, #"sluice_redis_reconnects_total"#) ?? 0) >= 1, "\(after)")
         }

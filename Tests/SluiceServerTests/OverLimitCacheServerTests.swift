@@ -4,15 +4,6 @@ import Testing
 
 @Suite("Over-limit cache through HTTP")
 struct OverLimitCacheServerTests {
-    static func evalshaCalls(_ redis: RedisServer) async throws -> Int {
-        let stats = try await redis.cliAsync("INFO", "commandstats")
-        // INFO separates lines with \r\n, a single Character in Swift: split on any newline.
-        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:") }),
-            let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
-        else { return 0 }
-        return Int(calls) ?? 0
-    }
-
     static let plans = """
         plans: { p: { throttle: { rate: 0.01, burst: 1 } } }
         api_keys: [ { key: k, plan: p } ]
@@ -25,16 +16,16 @@ struct OverLimitCacheServerTests {
             #expect(try await h.check(key: "k").allowed == true)
             let first = try await h.check(key: "k")
             #expect(first.allowed == false && first.deniedBy == "throttle")
-            let before = try await Self.evalshaCalls(redis)
+            let before = try await redis.commandCalls("EVALSHA")
             #expect(before == 2, "two decisions so far")
             for _ in 0..<20 {
                 let again = try await h.check(key: "k", cost: 1)
                 #expect(again.allowed == false && again.deniedBy == "throttle" && (again.retryAfterMs ?? 0) > 0)
                 #expect(again.header("Retry-After") != nil)
             }
-            #expect(try await Self.evalshaCalls(redis) == before, "denials came from memory")
+            #expect(try await redis.commandCalls("EVALSHA") == before, "denials came from memory")
             _ = try await h.check(key: "k", cost: 0)
-            #expect(try await Self.evalshaCalls(redis) == before + 1, "a peek asks Redis")
+            #expect(try await redis.commandCalls("EVALSHA") == before + 1, "a peek asks Redis")
         }
     }
 
@@ -44,9 +35,9 @@ struct OverLimitCacheServerTests {
         try await ServerHarness.run(try ServerHarness.config("over_limit_cache: { enabled: false }\n" + Self.plans, redis: redis)) { h in
             _ = try await h.check(key: "k")
             _ = try await h.check(key: "k")
-            let before = try await Self.evalshaCalls(redis)
+            let before = try await redis.commandCalls("EVALSHA")
             for _ in 0..<5 { #expect(try await h.check(key: "k").allowed == false) }
-            let after = try await Self.evalshaCalls(redis)
+            let after = try await redis.commandCalls("EVALSHA")
             #expect(after == before + 5, "\(before) -> \(after)")
         }
     }

@@ -15,20 +15,6 @@ struct RegistrySyncTests {
           big: { throttle: { rate: 0.01, burst: 50 } }
         """
 
-    /// Polls `condition` every 20 ms; returns how long it took to hold, or nil after `limit`.
-    static func within(_ limit: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < limit {
-            if try await condition() { return ContinuousClock.now - start }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return nil
-    }
-
-    static func id(_ key: String) -> String {
-        KeyDigester(secret: "server-test").keyID(apiKey: key)
-    }
-
     @Test("create, move and revoke on instance A are honoured by instance B within 1 s")
     func createMoveRevoke() async throws {
         let redis = try RedisServer()
@@ -38,18 +24,18 @@ struct RegistrySyncTests {
                 #expect(try await b.check(key: "shared-key").deniedBy == "unknown_api_key")
                 let created = try await a.admin("/admin/v1/keys", method: .post, body: #"{"plan":"small","api_key":"shared-key"}"#)
                 #expect(created.status == .created)
-                let accepted = try await Self.within(.seconds(1)) { try await b.check(key: "shared-key", cost: 0).allowed == true }
+                let accepted = try await poll(.seconds(1)) { try await b.check(key: "shared-key", cost: 0).allowed == true }
                 #expect(accepted != nil, "B did not accept the new key within 1 s")
 
-                _ = try await a.admin("/admin/v1/keys/\(Self.id("shared-key"))", method: .put, body: #"{"plan":"big"}"#)
-                let moved = try await Self.within(.seconds(1)) {
+                _ = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))", method: .put, body: #"{"plan":"big"}"#)
+                let moved = try await poll(.seconds(1)) {
                     try await b.check(key: "shared-key", cost: 0).json["plan"] as? String == "big"
                 }
                 #expect(moved != nil, "B did not follow the move within 1 s")
 
-                let revoked = try await a.admin("/admin/v1/keys/\(Self.id("shared-key"))", method: .delete)
+                let revoked = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))", method: .delete)
                 #expect(revoked.status == .noContent)
-                let refused = try await Self.within(.seconds(1)) {
+                let refused = try await poll(.seconds(1)) {
                     try await b.check(key: "shared-key", cost: 0).deniedBy == "unknown_api_key"
                 }
                 #expect(refused != nil, "B still accepted the revoked key after 1 s")
@@ -70,13 +56,13 @@ struct RegistrySyncTests {
                 #expect(denied.allowed == false && denied.deniedBy == "quota")
                 // B remembers the denial until the month ends ...
                 #expect(try await b.check(key: "quota-key").deniedBy == "quota")
-                let evalBefore = try Self.evalshaCount(redis)
+                let evalBefore = try await redis.commandCalls("EVALSHA")
                 #expect(try await b.check(key: "quota-key").deniedBy == "quota")
-                #expect(try Self.evalshaCount(redis) == evalBefore, "the denial was answered from B's memory")
+                #expect(try await redis.commandCalls("EVALSHA") == evalBefore, "the denial was answered from B's memory")
                 // ... until A extends the quota.
-                let added = try await a.admin("/admin/v1/keys/\(Self.id("quota-key"))/quota", method: .post, body: #"{"add":3}"#)
+                let added = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("quota-key"))/quota", method: .post, body: #"{"add":3}"#)
                 #expect(added.status == .ok)
-                let allowed = try await Self.within(.seconds(1)) { try await b.check(key: "quota-key").allowed == true }
+                let allowed = try await poll(.seconds(1)) { try await b.check(key: "quota-key").allowed == true }
                 #expect(allowed != nil, "B kept denying from memory after the extension")
             }
         }
@@ -88,11 +74,11 @@ struct RegistrySyncTests {
         let config = try ServerHarness.config(Self.yaml, redis: redis)
         try await ServerHarness.run(config) { b in
             // A change written straight into Redis, with no pub/sub notice.
-            let id = Self.id("quiet-key")
+            let id = ServerHarness.keyID("quiet-key")
             let record = #"{"id":"\#(id)","plan":"big","created":1700000000000}"#
             _ = try await redis.cliAsync("HSET", "sluice:registry:{keys}", id, record)
             _ = try await redis.cliAsync("INCR", "sluice:registry:{keys}:version")
-            let seen = try await Self.within(.seconds(3)) { try await b.check(key: "quiet-key", cost: 0).allowed == true }
+            let seen = try await poll(.seconds(3)) { try await b.check(key: "quiet-key", cost: 0).allowed == true }
             let took = try #require(seen, "the version check did not pick up the change")
             #expect(took < .milliseconds(2500))
         }
@@ -110,30 +96,18 @@ struct RegistrySyncTests {
                 #expect(try await subscribers() == "2")
                 try redis.restart()
                 // Both instances subscribe again (Redis-side state, not a guess about timing).
-                let resubscribed = try await Self.within(.seconds(10)) { try await subscribers() == "2" }
+                let resubscribed = try await poll(.seconds(10)) { try await subscribers() == "2" }
                 #expect(resubscribed != nil, "the instances did not subscribe again")
                 // Both instances reconnect; then a change on A reaches B.
-                let up = try await Self.within(.seconds(10)) {
-                    let upA = try await a.get("/readyz").json["redis"] as? String == "up"
-                    let upB = try await b.get("/readyz").json["redis"] as? String == "up"
-                    return upA && upB
-                }
-                #expect(up != nil)
-                let created = try await Self.within(.seconds(10)) {
+                try await a.waitForRedis("up")
+                try await b.waitForRedis("up")
+                let created = try await poll(.seconds(10)) {
                     try await a.admin("/admin/v1/keys", method: .post, body: #"{"plan":"big","api_key":"after-restart"}"#).status == .created
                 }
                 #expect(created != nil)
-                let accepted = try await Self.within(.seconds(3)) { try await b.check(key: "after-restart", cost: 0).allowed == true }
+                let accepted = try await poll(.seconds(3)) { try await b.check(key: "after-restart", cost: 0).allowed == true }
                 #expect(accepted != nil)
             }
         }
-    }
-
-    static func evalshaCount(_ redis: RedisServer) throws -> Int {
-        let stats = try redis.cli("INFO", "commandstats")
-        guard let line = stats.split(separator: "\n").first(where: { $0.hasPrefix("cmdstat_evalsha:") }),
-            let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
-        else { return 0 }
-        return Int(calls) ?? 0
     }
 }

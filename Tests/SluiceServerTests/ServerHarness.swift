@@ -35,13 +35,23 @@ struct ServerHarness {
         try await app.test(.live) { client in
             let harness = ServerHarness(client: client)
             if waitForRedis {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline {
-                    if (try await harness.get("/readyz")).json["redis"] as? String == "up" { break }
-                    try await Task.sleep(for: .milliseconds(20))
-                }
+                try await harness.waitForRedis("up")
             }
             try await body(harness)
+        }
+    }
+
+    /// The key id of `key` under the harness's secret.
+    static func keyID(_ key: String) -> String {
+        KeyDigester(secret: "server-test").keyID(apiKey: key)
+    }
+
+    /// Waits until `/readyz` reports Redis `state` ("up" or "down").
+    /// - Throws: when it does not within 10 s.
+    func waitForRedis(_ state: String) async throws {
+        let reached = try await poll(.seconds(10)) { try await self.get("/readyz").json["redis"] as? String == state }
+        if reached == nil {
+            throw TestSupportError("readyz did not report redis \(state) within 10 s")
         }
     }
 

@@ -69,6 +69,16 @@ public final class RedisServer: @unchecked Sendable {
         try await offCooperativePool { try self.cli(arguments) }
     }
 
+    /// How many times `command` ran (`INFO commandstats`), 0 before its first run.
+    public func commandCalls(_ command: String) async throws -> Int {
+        let stats = try await self.cliAsync("INFO", "commandstats")
+        // INFO separates lines with \r\n, a single Character in Swift: split on any newline.
+        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command.lowercased()):") }),
+            let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
+        else { return 0 }
+        return Int(calls) ?? 0
+    }
+
     /// Redis's clock (`TIME`) in milliseconds since the epoch.
     public func timeMs() async throws -> Int64 {
         let parts = try await self.cliAsync("TIME").split(separator: "\n").compactMap { Int64($0.trimmingCharacters(in: .whitespaces)) }

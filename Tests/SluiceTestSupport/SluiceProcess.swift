@@ -41,6 +41,8 @@ public final class SluiceProcess: @unchecked Sendable {
         for (name, value) in environment { env[name] = value }
         process.environment = env
         let log = try FileHandle(forWritingTo: self.logPath)
+        // The child has its own copy of the descriptor once started.
+        defer { try? log.close() }
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -49,6 +51,7 @@ public final class SluiceProcess: @unchecked Sendable {
 
     deinit {
         self.kill()
+        try? FileManager.default.removeItem(at: self.configPath.deletingLastPathComponent())
     }
 
     /// The process's output so far.
