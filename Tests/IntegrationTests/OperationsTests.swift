@@ -23,22 +23,18 @@ struct OperationsTests {
             yaml: Self.yaml(redis), environment: ["SLUICE_ADMIN_PORT": String(adminPort), "SLUICE_ADMIN_TOKENS": "ops-token"]
         )
         try await sluice.waitUntilReady()
-        for _ in 0..<100 {
-            if let r = try? await HTTPTestClient.request(port: adminPort, path: "/metrics", timeout: 1), r.status == 200 {
-                return (sluice, adminPort)
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let up = try await poll(.seconds(5), every: .milliseconds(50)) {
+            (try? await HTTPTestClient.request(port: adminPort, path: "/metrics", timeout: 1))?.status == 200
         }
-        throw TestSupportError("the admin listener did not come up: \(sluice.log)")
+        guard up != nil else { throw TestSupportError("the admin listener did not come up: \(sluice.log)") }
+        return (sluice, adminPort)
     }
 
     /// Runs the sluice CLI.
     static func cli(_ arguments: [String], adminPort: Int, token: String = "ops-token") async throws -> (status: Int32, output: String) {
-        let binary = try SluiceProcess.binary()
-        let all = arguments + ["--admin-url", "http://127.0.0.1:\(adminPort)"]
-        return try await offCooperativePool {
-            try Subprocess.run(binary, all, environment: ["SLUICE_ADMIN_TOKEN": token])
-        }
+        try await SluiceProcess.runCLI(
+            arguments + ["--admin-url", "http://127.0.0.1:\(adminPort)"], environment: ["SLUICE_ADMIN_TOKEN": token]
+        )
     }
 
     static func json(_ text: String) -> [String: Any] {

@@ -105,6 +105,11 @@ struct SluiceProcessTests {
             kill(monitor.processIdentifier, SIGKILL)
             monitor.waitUntilExit()
         }
+        // A lost end marker must fail the test, not hang it: after 60 s the capture is cut,
+        // and reading it ends with an error.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+            if monitor.isRunning { kill(monitor.processIdentifier, SIGKILL) }
+        }
         // MONITOR answers OK once it is subscribed.
         let firstLine = try await Self.readLine(output.fileHandleForReading)
         #expect(firstLine == "OK")
@@ -221,7 +226,7 @@ struct SluiceProcessTests {
     }
 
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await offCooperativePool { try Subprocess.run(try SluiceProcess.binary(), arguments) }
+        try await SluiceProcess.runCLI(arguments)
     }
 
     /// Reads one line on a Dispatch thread (MONITOR's output never ends by itself).
@@ -252,27 +257,15 @@ struct ConfigReloadTests {
 
         try (base + "api_keys: [ { key: k1, plan: p }, { key: k2, plan: p } ]\n").write(to: sluice.configPath, atomically: true, encoding: .utf8)
         kill(sluice.pid, SIGHUP)
-        var known = false
-        for _ in 0..<100 {
-            if try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p" {
-                known = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let known = try await poll(.seconds(5), every: .milliseconds(50)) {
+            try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p"
         }
-        #expect(known, "k2 not in force after SIGHUP: \(sluice.log)")
+        #expect(known != nil, "k2 not in force after SIGHUP: \(sluice.log)")
 
         try "plans: { p: { throttle: { rate: -1, burst: 5 } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
         kill(sluice.pid, SIGHUP)
-        var rejected = false
-        for _ in 0..<100 {
-            if sluice.log.contains("config reload rejected") {
-                rejected = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(rejected, "\(sluice.log)")
+        let rejected = try await poll(.seconds(5), every: .milliseconds(50)) { sluice.log.contains("config reload rejected") }
+        #expect(rejected != nil, "\(sluice.log)")
         #expect(sluice.log.contains("plans.p.throttle.rate: must be a positive number"))
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p")
         #expect(await sluice.terminate() == 0)
@@ -292,15 +285,10 @@ struct AdminListenerTests {
         )
         try await sluice.waitUntilReady()
         let auth = ["Authorization": "Bearer t2"]
-        var up = false
-        for _ in 0..<100 {
-            if let r = try? await HTTPTestClient.request(port: adminPort, path: "/admin/v1/plans", headers: auth, timeout: 1), r.status == 200 {
-                up = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let up = try await poll(.seconds(5), every: .milliseconds(50)) {
+            (try? await HTTPTestClient.request(port: adminPort, path: "/admin/v1/plans", headers: auth, timeout: 1))?.status == 200
         }
-        #expect(up, "\(sluice.log)")
+        #expect(up != nil, "\(sluice.log)")
         #expect(try await HTTPTestClient.request(port: sluice.port, path: "/admin/v1/plans", headers: auth).status == 404)
 
         try (base + "api_keys: [ { key: a, plan: p }, { key: b, plan: p } ]\n").write(to: sluice.configPath, atomically: true, encoding: .utf8)

@@ -20,6 +20,14 @@ public final class SluiceProcess: @unchecked Sendable {
         return candidate
     }
 
+    /// Runs the `sluice` binary to completion (`check-config`, the admin CLI...), off the
+    /// cooperative pool.
+    /// - Returns: its exit status and output (stdout and stderr together).
+    public static func runCLI(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        let binary = try self.binary()
+        return try await offCooperativePool { try Subprocess.run(binary, arguments, environment: environment) }
+    }
+
     /// Starts `sluice serve` with a config file holding `yaml`.
     /// - Parameters:
     ///   - environment: extra environment (SLUICE_KEY_SECRET defaults to a test secret).
