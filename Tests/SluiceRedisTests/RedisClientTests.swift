@@ -200,10 +200,12 @@ struct RedisClientTests {
 
     @Test("a slow Redis fails only the late command; consecutive timeouts recycle the connection")
     func slowRedis() async throws {
-        let server = try RedisServer(arguments: ["--enable-debug-command", "local"])
+        let server = try RedisServer()
         try await RedisClientTests.withGroup(threads: 1) { group in
             let client = Self.client(server, group: group, timeout: .milliseconds(150), maxConsecutiveTimeouts: 3)
-            // A second client blocks the server with DEBUG SLEEP on its own connection.
+            // A second client holds every write with CLIENT PAUSE ... WRITE until it sends CLIENT
+            // UNPAUSE (which is not a write, so it passes): the server stays slow for exactly as
+            // long as the test needs, however loaded the machine is.
             let blocker = Self.client(server, group: group, timeout: .seconds(5))
             client.start()
             blocker.start()
@@ -212,32 +214,23 @@ struct RedisClientTests {
             let firstConnection = try await client.command(["CLIENT", "ID"]).int
 
             // One late command: it alone fails; the connection stays and the next reply is the right one.
-            let sleep = blocker.send(["DEBUG", "SLEEP", "0.6"])
-            do {
-                try await Self.firstTimeout(client)
-            } catch {
-                Issue.record("DEBUG SLEEP answered \(String(describing: try? await sleep.get()))")
-                throw error
-            }
-            _ = try await sleep.get()
-            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+            _ = try await blocker.command(["CLIENT", "PAUSE", "60000", "WRITE"])
+            try await Self.expectTimeout(client, ["SET", "sl:{t}:a", "late"])
+            _ = try await blocker.command(["CLIENT", "UNPAUSE"])
+            // The late SET is applied once the pause ends; its reply is dropped, not handed to the GET.
+            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "late")
             #expect(try await client.command(["CLIENT", "ID"]).int == firstConnection)
 
             // Three timeouts in a row, at successive deadlines: the connection is recycled and a
             // new one serves the next command.
-            let longSleep = blocker.send(["DEBUG", "SLEEP", "1.5"])
-            try await Self.firstTimeout(client)
-            for _ in 0..<2 {
-                do {
-                    _ = try await client.command(["GET", "sl:{t}:a"])
-                    Issue.record("must time out")
-                } catch let error as SluiceRedisError {
-                    #expect(error.code == .timeout || error.code == .connectionClosed)
-                }
+            _ = try await blocker.command(["CLIENT", "PAUSE", "60000", "WRITE"])
+            for attempt in 0..<3 {
+                try await Self.expectTimeout(client, ["SET", "sl:{t}:a", RedisArgument("paused \(attempt)")], closedIsFine: attempt > 0)
             }
-            _ = try await longSleep.get()
+            _ = try await blocker.command(["CLIENT", "UNPAUSE"])
             try await Self.eventually("reconnected") { client.isConnected }
-            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "A")
+            _ = try await client.command(["SET", "sl:{t}:a", "B"])
+            #expect(try await client.command(["GET", "sl:{t}:a"]).string == "B")
             let secondConnection = try await client.command(["CLIENT", "ID"]).int
             #expect(secondConnection != nil && secondConnection != firstConnection)
             await client.shutdown()
@@ -245,41 +238,15 @@ struct RedisClientTests {
         }
     }
 
-    /// Sends GETs until one times out: the server is then known to be blocked.
-    static func firstTimeout(_ client: RedisClient) async throws {
-        for _ in 0..<100 {
-            do {
-                _ = try await client.command(["GET", "sl:{t}:a"])
-                try await Task.sleep(for: .milliseconds(5))
-            } catch let error as SluiceRedisError where error.code == .timeout {
-                return
-            }
-        }
-        throw TestSupportError("the server never blocked")
-    }
-}
-
-@Suite("Redis client batches (real redis-server)")
-struct RedisClientBatchTests {
-    @Test("a batch of script calls: every reply to its own call, in order, also after SCRIPT FLUSH")
-    func batch() async throws {
-        let server = try RedisServer()
-        try await RedisClientTests.withGroup(threads: 1) { group in
-            let script = RedisScript(name: "incr", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])")
-            let client = RedisClientTests.client(server, group: group, scripts: [script])
-            client.start()
-            try await RedisClientTests.eventually("connected") { client.isConnected }
-            let calls = (1...200).map { i in (keys: [RedisArgument("sl:{b}:\(i % 3)")], arguments: [RedisArgument(i)]) }
-            var totals = [0, 0, 0]
-            for (i, future) in zip(1...200, client.evaluateBatch(script, calls: calls)) {
-                totals[i % 3] += i
-                #expect(try await future.get().int == Int64(totals[i % 3]))
-            }
-            try server.cli("SCRIPT", "FLUSH")
-            let again = client.evaluateBatch(script, calls: [(keys: ["sl:{b}:x"], arguments: ["5"]), (keys: ["sl:{b}:x"], arguments: ["6"])])
-            #expect(try await again[0].get().int == 5)
-            #expect(try await again[1].get().int == 11)
-            await client.shutdown()
+    /// Sends one command to a paused server and requires it to fail by its deadline (or, once
+    /// the connection is being recycled, because it closed).
+    static func expectTimeout(_ client: RedisClient, _ command: [RedisArgument], closedIsFine: Bool = false) async throws {
+        do {
+            let reply = try await client.command(command)
+            Issue.record("\(command) must time out on a paused server, answered \(reply)")
+        } catch let error as SluiceRedisError {
+            let allowed: [SluiceRedisError.Code] = closedIsFine ? [.timeout, .connectionClosed, .unavailable] : [.timeout]
+            #expect(allowed.contains(error.code), "\(command): \(error)")
         }
     }
 }
