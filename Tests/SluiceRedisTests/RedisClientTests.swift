@@ -250,3 +250,28 @@ struct RedisClientTests {
         }
     }
 }
+
+@Suite("Redis client batches (real redis-server)")
+struct RedisClientBatchTests {
+    @Test("a batch of script calls: every reply to its own call, in order, also after SCRIPT FLUSH")
+    func batch() async throws {
+        let server = try RedisServer()
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let script = RedisScript(name: "incr", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+            let client = RedisClientTests.client(server, group: group, scripts: [script])
+            client.start()
+            try await RedisClientTests.eventually("connected") { client.isConnected }
+            let calls = (1...200).map { i in (keys: [RedisArgument("sl:{b}:\(i % 3)")], arguments: [RedisArgument(i)]) }
+            var totals = [0, 0, 0]
+            for (i, future) in zip(1...200, client.evaluateBatch(script, calls: calls)) {
+                totals[i % 3] += i
+                #expect(try await future.get().int == Int64(totals[i % 3]))
+            }
+            try server.cli("SCRIPT", "FLUSH")
+            let again = client.evaluateBatch(script, calls: [(keys: ["sl:{b}:x"], arguments: ["5"]), (keys: ["sl:{b}:x"], arguments: ["6"])])
+            #expect(try await again[0].get().int == 5)
+            #expect(try await again[1].get().int == 11)
+            await client.shutdown()
+        }
+    }
+}

@@ -54,13 +54,24 @@ struct CheckRouteTests {
             #expect(end == CalendarWindow.end(period: "week", offsetHours: 2, nowMs: after))
             #expect(((end * 1000 - after + 999) / 1000)...((end * 1000 - before + 999) / 1000) ~= t)
 
-            // The second one, at once: denied by the throttle, with Retry-After.
+            // The second one, at once: denied by the throttle, with Retry-After. The token comes
+            // back 500 ms after the first decision by Redis's clock, so on a machine loaded enough
+            // to take that long between the two, the second is admitted instead; which one is
+            // due is decided from Redis's clock, and each is checked in full.
+            let secondStart = try await redis.timeMs()
             let second = try await h.check(key: "demo-key-123")
-            #expect(second.status == .ok && second.allowed == false && second.deniedBy == "throttle")
-            #expect((1...500).contains(second.retryAfterMs ?? -1))
-            #expect(second.header("Retry-After") == "1")
-            #expect(second.json["reason"] == nil)
-            #expect(second.remaining(of: "quota") == 999)
+            let secondEnd = try await redis.timeMs()
+            #expect(second.status == .ok && second.json["reason"] == nil)
+            if secondEnd - before < 500 || second.allowed == false {
+                #expect(secondStart - after < 500, "denied although the token was back")
+                #expect(second.allowed == false && second.deniedBy == "throttle")
+                #expect((1...500).contains(second.retryAfterMs ?? -1))
+                #expect(second.header("Retry-After") == "1")
+                #expect(second.remaining(of: "quota") == 999)
+            } else {
+                #expect(secondStart - after >= 0 && secondEnd - before >= 500)
+                #expect(second.allowed == true && second.deniedBy == nil && second.remaining(of: "quota") == 998)
+            }
         }
     }
 
