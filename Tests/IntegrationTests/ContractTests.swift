@@ -10,11 +10,11 @@ struct ContractTests {
     @Test("every operation of openapi/sluice.yaml: no server error, every response conforms (st run --checks all)")
     func schemathesis() async throws {
         let st = try PythonTools.executable("st")
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let port = try FreePort.find()
         // One listener serves the decision and admin APIs, so one base URL reaches every operation.
         let yaml = """
-            redis: { url: \(redis.url) }
+            redis: { url: \(redis.url), timeout_ms: 5000 }
             admin: { port: \(port) }
             logging: { level: error }
             plans:

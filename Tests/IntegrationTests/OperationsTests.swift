@@ -8,7 +8,7 @@ import Testing
 struct OperationsTests {
     static func yaml(_ redis: RedisServer) -> String {
         """
-        redis: { url: \(redis.url) }
+        redis: { url: \(redis.url), timeout_ms: 5000 }
         plans:
           p: { throttle: { rate: 0.01, burst: 5 }, quota: { limit: 50, period: day, offset_hours: 1 } }
           q: { throttle: { rate: 0.01, burst: 9 } }
@@ -43,7 +43,7 @@ struct OperationsTests {
 
     @Test("sluice keys/inspect/usage drive the admin API: tables by default, --json on demand, errors exit 1")
     func cli() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let (sluice, adminPort) = try await Self.start(redis)
         defer { sluice.kill() }
 
@@ -100,7 +100,7 @@ struct OperationsTests {
     @Test("/metrics parses with prometheus_client's parser, and its counters match the decisions made")
     func prometheusParser() async throws {
         let python = try PythonTools.python()
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let (sluice, adminPort) = try await Self.start(redis)
         defer { sluice.kill() }
         var allowed = 0

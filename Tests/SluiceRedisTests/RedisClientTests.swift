@@ -16,7 +16,7 @@ struct RedisClientTests {
         password: String? = nil,
         username: String? = nil,
         database: Int = 0,
-        timeout: TimeAmount = .milliseconds(500),
+        timeout: TimeAmount = .seconds(5),
         maxConsecutiveTimeouts: Int = 3,
         scripts: [RedisScript] = [.decide]
     ) -> RedisClient {
@@ -61,7 +61,7 @@ struct RedisClientTests {
 
     @Test("commands round-trip; many concurrent commands pipeline in order")
     func roundTripAndPipelining() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 2) { group in
             let client = Self.client(server, group: group)
             client.start()
@@ -89,25 +89,25 @@ struct RedisClientTests {
 
     @Test("EVALSHA after SCRIPT FLUSH: the script is loaded again and the call retried once")
     func noscript() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 1) { group in
             let script = RedisScript(name: "echo", source: "return ARGV[1]")
             let client = Self.client(server, group: group, scripts: [script])
             client.start()
             try await Self.eventually("connected") { client.isConnected }
             #expect(try await client.evaluate(script, keys: [], arguments: ["a"]).get().string == "a")
-            try server.cli("SCRIPT", "FLUSH")
-            #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "0")
+            try await server.cliAsync("SCRIPT", "FLUSH")
+            #expect(try await server.cliAsync("SCRIPT", "EXISTS", script.sha1) == "0")
             #expect(try await client.evaluate(script, keys: [], arguments: ["b"]).get().string == "b")
-            #expect(try server.cli("SCRIPT", "EXISTS", script.sha1) == "1")
+            #expect(try await server.cliAsync("SCRIPT", "EXISTS", script.sha1) == "1")
             await client.shutdown()
         }
     }
 
     @Test("AUTH with a password, with an ACL user, and a wrong password fails the handshake")
     func auth() async throws {
-        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
-        try server.cli("ACL", "SETUSER", "sluice", "on", ">userpw", "~*", "+@all")
+        let server = try await RedisServer.start(arguments: ["--requirepass", "s3cret"])
+        try await server.cliAsync("ACL", "SETUSER", "sluice", "on", ">userpw", "~*", "+@all")
         try await RedisClientTests.withGroup(threads: 1) { group in
 
             let good = Self.client(server, group: group, password: "s3cret")
@@ -139,21 +139,21 @@ struct RedisClientTests {
 
     @Test("SELECT puts commands in the configured database")
     func select() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 1) { group in
             let client = Self.client(server, group: group, database: 3)
             client.start()
             try await Self.eventually("connected") { client.isConnected }
             _ = try await client.command(["SET", "sl:{t}:db", "3"])
-            #expect(try server.cli("-n", "3", "GET", "sl:{t}:db") == "3")
-            #expect(try server.cli("-n", "0", "EXISTS", "sl:{t}:db") == "0")
+            #expect(try await server.cliAsync("-n", "3", "GET", "sl:{t}:db") == "3")
+            #expect(try await server.cliAsync("-n", "0", "EXISTS", "sl:{t}:db") == "0")
             await client.shutdown()
         }
     }
 
     @Test("maxmemory-policy is read on connect", arguments: ["noeviction", "allkeys-lru"])
     func evictionPolicy(policy: String) async throws {
-        let server = try RedisServer(arguments: ["--maxmemory-policy", policy])
+        let server = try await RedisServer.start(arguments: ["--maxmemory-policy", policy])
         try await RedisClientTests.withGroup(threads: 1) { group in
             let client = Self.client(server, group: group)
             #expect(client.evictionPolicy == .notChecked)
@@ -166,7 +166,7 @@ struct RedisClientTests {
 
     @Test("Redis down: commands fail fast, not at a pile-up; after a restart the client reconnects by itself")
     func downAndBack() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 1) { group in
             let client = Self.client(server, group: group, timeout: .milliseconds(100))
             client.start()
@@ -191,7 +191,7 @@ struct RedisClientTests {
             // A hang would take far longer than 20 deadlines (2 s); this only catches one.
             #expect(ContinuousClock.now - started < .seconds(10))
 
-            try server.restart()
+            try await server.restart()
             try await Self.eventually("reconnected") { client.isConnected }
             #expect(try await client.command(["PING"]) == .status("PONG"))
             await client.shutdown()
@@ -200,9 +200,9 @@ struct RedisClientTests {
 
     @Test("a slow Redis fails only the late command; consecutive timeouts recycle the connection")
     func slowRedis() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 1) { group in
-            let client = Self.client(server, group: group, timeout: .milliseconds(150), maxConsecutiveTimeouts: 3)
+            let client = Self.client(server, group: group, timeout: .seconds(1), maxConsecutiveTimeouts: 3)
             // A second client holds every write with CLIENT PAUSE ... WRITE until it sends CLIENT
             // UNPAUSE (which is not a write, so it passes): the server stays slow for exactly as
             // long as the test needs, however loaded the machine is.
@@ -255,7 +255,7 @@ struct RedisClientTests {
 struct RedisClientBatchTests {
     @Test("a batch of script calls: every reply to its own call, in order, also after SCRIPT FLUSH")
     func batch() async throws {
-        let server = try RedisServer()
+        let server = try await RedisServer.start()
         try await RedisClientTests.withGroup(threads: 1) { group in
             let script = RedisScript(name: "incr", source: "return redis.call('INCRBY', KEYS[1], ARGV[1])")
             let client = RedisClientTests.client(server, group: group, scripts: [script])
@@ -267,7 +267,7 @@ struct RedisClientBatchTests {
                 totals[i % 3] += i
                 #expect(try await future.get().int == Int64(totals[i % 3]))
             }
-            try server.cli("SCRIPT", "FLUSH")
+            try await server.cliAsync("SCRIPT", "FLUSH")
             let again = client.evaluateBatch(script, calls: [(keys: ["sl:{b}:x"], arguments: ["5"]), (keys: ["sl:{b}:x"], arguments: ["6"])])
             #expect(try await again[0].get().int == 5)
             #expect(try await again[1].get().int == 11)

@@ -15,7 +15,7 @@ class ScriptSuite {
     let tag = UUID().uuidString
 
     init(scripts: [RedisScript]) async throws {
-        self.server = try RedisServer()
+        self.server = try await RedisServer.start()
         self.client = RedisClientTests.client(self.server, group: self.group, scripts: scripts)
         self.client.start()
         try await RedisClientTests.eventually("connected") { self.client.isConnected }

@@ -17,9 +17,11 @@ final class StateScriptTests: ScriptSuite {
 
     let quota = Quota(limit: 10, period: .day, offsetHours: 2)
 
+    /// A plan of a bucket (4 tokens, one per 200 s) and a day quota of 10 from 02:00 UTC. The
+    /// slow rate keeps the keys' real TTLs long: the clock here is injected, Redis's expiry is not.
     func entry(retention: Int = 90) -> KeyEntry {
         let plan = Plan(
-            name: "p", throttle: TokenBucket(rate: 0.5, burst: 4), quota: self.quota, routes: [], onBackendError: .deny,
+            name: "p", throttle: TokenBucket(rate: 0.005, burst: 4), quota: self.quota, routes: [], onBackendError: .deny,
             usageRetentionDays: retention
         )
         return KeyEntry(keyID: "\(self.tag)-\(retention)", plan: plan)
@@ -51,8 +53,8 @@ final class StateScriptTests: ScriptSuite {
         return try StateScripts.adjusted(quota: quota, values: try await self.values(.quota, keys: call.keys, arguments: call.arguments))
     }
 
-    func usage(_ entry: KeyEntry) throws -> [Int64: Int] {
-        let text = try self.server.cli("HGETALL", "sl:{\(entry.keyID)}:u")
+    func usage(_ entry: KeyEntry) async throws -> [Int64: Int] {
+        let text = try await self.server.cliAsync("HGETALL", "sl:{\(entry.keyID)}:u")
         let lines = text.split(separator: "\n").map(String.init)
         var result: [Int64: Int] = [:]
         var index = 0
@@ -71,17 +73,17 @@ final class StateScriptTests: ScriptSuite {
         let e = self.entry()
         let t0 = Self.utc(2026, 3, 10, 12)
         _ = try await self.decide(e, cost: 3, at: t0)
-        let before = try self.server.cli("--scan")
-        let first = try await self.inspect(e, at: t0 + 1)
-        let second = try await self.inspect(e, at: t0 + 1)
+        let before = try await self.server.cliAsync("--scan")
+        let first = try await self.inspect(e, at: t0 + 100)
+        let second = try await self.inspect(e, at: t0 + 100)
         // Equal but for the TTLs, which Redis counts down in real time.
         #expect(first.map(\.tokens) == second.map(\.tokens) && first.map(\.used) == second.map(\.used))
         #expect(first.map(\.remaining) == second.map(\.remaining) && first.map(\.resetAfterMs) == second.map(\.resetAfterMs))
-        #expect(try self.server.cli("--scan") == before)
-        // Bucket: 4 - 3 = 1 token at t0, +0.5 a second: 1.5 at t0 + 1.
+        #expect(try await self.server.cliAsync("--scan") == before)
+        // Bucket: 4 - 3 = 1 token at t0, +0.005 a second: 1.5 at t0 + 100.
         let bucket = first[0]
         #expect(bucket.name == "throttle" && bucket.tokens == 1.5 && bucket.remaining == 1 && bucket.limit == 4)
-        #expect(bucket.resetAfterMs == 5000 && bucket.ttlMs > 0)
+        #expect(bucket.resetAfterMs == 500_000 && bucket.ttlMs > 0)
         // Quota: day windows from 02:00 UTC.
         let quota = first[1]
         #expect(quota.used == 3 && quota.remaining == 7 && quota.limit == 10 && quota.extension_ == 0)
@@ -95,15 +97,15 @@ final class StateScriptTests: ScriptSuite {
     func extensionLastsTheWindow() async throws {
         let e = self.entry()
         let t0 = Self.utc(2026, 3, 10, 12)
-        // 4 + 4 + 2 = the day's 10 units, far enough apart for the bucket (4 tokens, 0.5 a second).
-        for (offset, cost) in [(0, 4), (10, 4), (20, 2)] {
+        // 4 + 4 + 2 = the day's 10 units, far enough apart for the bucket (4 tokens, one per 200 s).
+        for (offset, cost) in [(0, 4), (1000, 4), (2000, 2)] {
             #expect(try await self.decide(e, cost: cost, at: t0 + Int64(offset)).allowed)
         }
-        let denied = try await self.decide(e, at: t0 + 200)
+        let denied = try await self.decide(e, at: t0 + 3000)
         #expect(!denied.allowed && denied.deniedBy == "quota")
-        let extended = try await self.adjust(e, .add(5), at: t0 + 300)
+        let extended = try await self.adjust(e, .add(5), at: t0 + 3100)
         #expect(extended.used == 10 && extended.limit == 15 && extended.remaining == 5 && extended.extension_ == 5)
-        let next = try await self.decide(e, at: t0 + 400)
+        let next = try await self.decide(e, at: t0 + 3200)
         #expect(next.allowed)
         let quotaState = try #require(next.limits.first { $0.name == "quota" })
         #expect(quotaState.limit == 15 && quotaState.remaining == 4)
@@ -119,17 +121,17 @@ final class StateScriptTests: ScriptSuite {
         let e = self.entry()
         let t0 = Self.utc(2026, 3, 10, 12)
         _ = try await self.decide(e, cost: 4, at: t0)
-        let fewer = try await self.adjust(e, .setRemaining(1), at: t0 + 1)
+        let fewer = try await self.adjust(e, .setRemaining(1), at: t0 + 100)
         #expect(fewer.used == 4 && fewer.remaining == 1 && fewer.limit == 5 && fewer.extension_ == -5)
-        #expect(try await self.decide(e, at: t0 + 10).allowed)
-        let denied = try await self.decide(e, at: t0 + 20)
+        #expect(try await self.decide(e, at: t0 + 1000).allowed)
+        let denied = try await self.decide(e, at: t0 + 2000)
         #expect(!denied.allowed && denied.deniedBy == "quota")
         // Nothing left by an operator's hand: denied until the window ends, not forever.
-        let none = try await self.adjust(e, .setRemaining(0), at: t0 + 25)
+        let none = try await self.adjust(e, .setRemaining(0), at: t0 + 2500)
         #expect(none.limit == 5 && none.remaining == 0)
-        let waiting = try await self.decide(e, at: t0 + 26)
+        let waiting = try await self.decide(e, at: t0 + 2600)
         #expect(!waiting.allowed && waiting.reason == nil && waiting.retryAfterMs > 0, "\(waiting)")
-        let more = try await self.adjust(e, .setRemaining(20), at: t0 + 30)
+        let more = try await self.adjust(e, .setRemaining(20), at: t0 + 3000)
         #expect(more.used == 5 && more.remaining == 20 && more.limit == 25)
         // Adjusting a window nobody used yet creates its state, with a TTL to the window end.
         let other = self.entry(retention: 3)
@@ -151,8 +153,8 @@ final class StateScriptTests: ScriptSuite {
         let denied = try await self.decide(e, cost: 4, at: late + 11)
         #expect(!denied.allowed)
         let dayOfEarly = QuotaCalendar.floorDiv(early - 7200, 86400)
-        #expect(try self.usage(e) == [dayOfEarly: 2, dayOfEarly + 1: 4])
-        let ttl = Int(try self.server.cli("TTL", "sl:{\(e.keyID)}:u")) ?? 0
+        #expect(try await self.usage(e) == [dayOfEarly: 2, dayOfEarly + 1: 4])
+        let ttl = Int(try await self.server.cliAsync("TTL", "sl:{\(e.keyID)}:u")) ?? 0
         #expect(ttl > 90 * 86400 && ttl <= 91 * 86400)
     }
 
@@ -164,19 +166,19 @@ final class StateScriptTests: ScriptSuite {
             _ = try await self.decide(e, at: day0 + Int64(day) * 86400)
         }
         let first = QuotaCalendar.floorDiv(day0 - 7200, 86400)
-        #expect(try self.usage(e) == [first + 3: 1, first + 4: 1, first + 5: 1])
+        #expect(try await self.usage(e) == [first + 3: 1, first + 4: 1, first + 5: 1])
         let off = self.entry(retention: 0)
         _ = try await self.decide(off, at: day0)
-        #expect(try self.server.cli("EXISTS", "sl:{\(off.keyID)}:u") == "0")
+        #expect(try await self.server.cliAsync("EXISTS", "sl:{\(off.keyID)}:u") == "0")
     }
 
     @Test("a usage record holding garbage is started again, and the decision still counts")
     func usageGarbage() async throws {
         let e = self.entry()
-        _ = try self.server.cli("SET", "sl:{\(e.keyID)}:u", "not-a-hash")
+        _ = try await self.server.cliAsync("SET", "sl:{\(e.keyID)}:u", "not-a-hash")
         let t0 = Self.utc(2026, 3, 10, 12)
         let decision = try await self.decide(e, cost: 2, at: t0)
         #expect(decision.allowed)
-        #expect(try self.usage(e) == [QuotaCalendar.floorDiv(t0 - 7200, 86400): 2])
+        #expect(try await self.usage(e) == [QuotaCalendar.floorDiv(t0 - 7200, 86400): 2])
     }
 }

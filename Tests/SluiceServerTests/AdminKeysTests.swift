@@ -23,7 +23,7 @@ struct AdminKeysTests {
 
     @Test("create: 201 with a generated key shown once; the key decides at once; bad input is 400/409")
     func create() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             let created = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","name":"team a"}"#)
             #expect(created.status == .created)
@@ -59,7 +59,7 @@ struct AdminKeysTests {
 
     @Test("list: config and runtime keys by id, filtered by plan, paginated with a cursor")
     func list() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             var created: Set<String> = []
             for index in 0..<5 {
@@ -99,7 +99,7 @@ struct AdminKeysTests {
 
     @Test("move and revoke: the next check follows at once; config keys are 409, unknown ids 404")
     func moveAndRevoke() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"mover"}"#)
             let id = ServerHarness.keyID("mover")
@@ -124,7 +124,7 @@ struct AdminKeysTests {
 
     @Test("state: read without consuming; reset restores the full burst, all limits or one")
     func stateAndReset() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             let id = ServerHarness.keyID("config-key")
             _ = try await h.check(key: "config-key", route: "POST /v1/predict")
@@ -165,7 +165,7 @@ struct AdminKeysTests {
 
     @Test("quota: add and set are seen by the next check; bad changes are 400, a plan without quota 409")
     func quota() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             let id = ServerHarness.keyID("metered-key")
             _ = try await h.check(key: "metered-key", cost: 3)
@@ -193,7 +193,7 @@ struct AdminKeysTests {
 
     @Test("usage: today's units add up to what was admitted; earlier days are zero; bad days are 400")
     func usage() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
             let id = ServerHarness.keyID("metered-key")
             var admitted = 0

@@ -15,7 +15,7 @@ struct AdminRoutesTests {
 
     @Test("auth: 401 without a token, 403 with a wrong one, 200 with the right one")
     func auth() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             #expect(try await h.admin("/admin/v1/plans", token: nil).status == .unauthorized)
             let wrong = try await h.admin("/admin/v1/plans", token: "guess")
@@ -32,7 +32,7 @@ struct AdminRoutesTests {
 
     @Test("keys/lookup gives the key id, never the key; reload needs a config file")
     func lookup() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let known = try await h.admin("/admin/v1/keys/lookup", method: .post, token: "admin-secret", body: #"{"api_key":"k"}"#)
             #expect(known.json["id"] as? String == ServerHarness.keyID("k"))
@@ -48,7 +48,7 @@ struct AdminRoutesTests {
 
     @Test("no admin token configured: the admin API is disabled (404)")
     func disabled() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = "admin: { port: 0 }\nplans: { p: { throttle: { rate: 1, burst: 1 } } }\n"
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             let r = try await h.admin("/admin/v1/plans", token: "anything")

@@ -30,8 +30,9 @@ struct AuthRouteTests {
 
     @Test("204 when allowed, with rate-limit headers; 429 with the decision and Retry-After when denied")
     func allowThenDeny() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let before = try await redis.timeMs()
             let first = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "GET", "X-Original-URI": "/v1/models?x=1"])
             #expect(first.status == .noContent && first.text.isEmpty)
             #expect(first.header("RateLimit-Policy") == #""throttle";q=2;w=200, "quota";q=100;w=86400"#)
@@ -39,15 +40,19 @@ struct AuthRouteTests {
             let second = try await self.auth(h, method: .post, ["Authorization": "Bearer k"])
             #expect(second.status == .noContent)
             let third = try await self.auth(h, ["X-Api-Token": "k"])
+            let after = try await redis.timeMs()
             #expect(third.status == .tooManyRequests && third.deniedBy == "throttle" && third.allowed == false)
-            #expect(third.header("Retry-After") == "100")
+            // The first token comes back 100 s after the first request, by Redis's clock.
+            let retry = Int64(third.retryAfterMs ?? -1)
+            #expect((100_000 - (after - before))...100_000 ~= retry, "retry_after_ms \(retry), \(after - before) ms passed")
+            #expect(third.header("Retry-After") == String((retry + 999) / 1000))
             #expect(third.header("RateLimit") != nil)
         }
     }
 
     @Test("the route comes from nginx's or Traefik's headers; route patterns apply")
     func routes() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let nginx = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "POST", "X-Original-URI": "/v1/models/gpt/predict?s=1"])
             #expect(nginx.status == .noContent)
@@ -81,7 +86,7 @@ struct AuthRouteTests {
 
     @Test("401 without a key, 403 for an unknown key, 400 for bad cost or route headers; nothing consumed")
     func errors() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let none = try await self.auth(h, [:])
             #expect(none.status == .unauthorized && none.errorCode == "missing_api_key")
@@ -119,7 +124,7 @@ struct AuthRouteTests {
 
     @Test("legacy and OpenAI headers when the plan asks for them")
     func headerStyles() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let r = try await h.check(key: "k", cost: 1)
             #expect(r.header("X-RateLimit-Limit") == "2" && r.header("X-RateLimit-Remaining") == "1")
@@ -136,7 +141,7 @@ struct AuthRouteTests {
 
     @Test("Redis down: 503 for a closed plan, 204 for an open one")
     func backendDown() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             redis.stop()
             let closed = try await self.auth(h, ["X-Api-Token": "k"])

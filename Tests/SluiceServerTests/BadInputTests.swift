@@ -14,7 +14,7 @@ struct BadInputTests {
 
     @Test("every kind of bad body is a 4xx with a code, and nothing is consumed")
     func badBodies() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let cases: [(String, HTTPResponse.Status, String)] = [
                 ("{", .badRequest, "invalid_json"),
@@ -48,7 +48,7 @@ struct BadInputTests {
 
     @Test("wrong content type is 415; a JSON type with parameters is fine")
     func contentType() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let wrong = try await h.check(#"{"api_key":"k"}"#, contentType: "text/plain")
             #expect(wrong.status == .unsupportedMediaType && wrong.errorCode == "unsupported_media_type")
@@ -64,7 +64,7 @@ struct BadInputTests {
 
     @Test("unknown paths and methods answer JSON errors")
     func notFound() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let missing = try await h.get("/v2/nothing")
             #expect(missing.status == .notFound && missing.errorCode == "not_found")

@@ -21,7 +21,7 @@ struct BatchTests {
 
     @Test("results in order: decisions as /v1/check answers them, errors for invalid items")
     func mixed() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let r = try await self.batch(h, #"{"api_key":"k"},{"api_key":"k"},{"api_key":"k"},{"api_key":"nobody"},{"cost":-1,"api_key":"k"}"#)
             #expect(r.status == .ok)
@@ -43,7 +43,7 @@ struct BatchTests {
 
     @Test("bounds: too many checks, body too large, not a batch")
     func bounds() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let six = Array(repeating: #"{"api_key":"k"}"#, count: 6).joined(separator: ",")
             let tooMany = try await self.batch(h, six)
@@ -60,7 +60,7 @@ struct BatchTests {
 
     @Test("Redis down: closed plans' items are backend_unavailable errors, open plans' items degraded")
     func backendDown() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             redis.stop()
             let r = try await self.batch(h, #"{"api_key":"k"},{"api_key":"o"}"#)

@@ -27,7 +27,7 @@ struct CheckRouteTests {
 
     @Test("the worked example of DESIGN.md: body, RateLimit-Policy and RateLimit of the first request")
     func workedExample() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.examplePlan, redis: redis)) { h in
             let before = try await redis.timeMs()
             let first = try await h.check(key: "demo-key-123")
@@ -77,7 +77,7 @@ struct CheckRouteTests {
 
     @Test("burst: rate 1/s burst 5 admits five, denies the sixth for about a second; a real second later one token is back")
     func burst() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = "plans: { p: { throttle: { rate: 1, burst: 5 } } }\napi_keys: [ { key: k, plan: p } ]"
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             // Six checks written at once on one connection: they reach Redis within milliseconds,
@@ -113,7 +113,7 @@ struct CheckRouteTests {
 
     @Test("cost: 0 peeks and consumes nothing, 3 consumes 3, above the burst is refused for good")
     func cost() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = "plans: { p: { throttle: { rate: 0.01, burst: 5 } } }\napi_keys: [ { key: k, plan: p } ]"
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             for _ in 0..<2 {
@@ -137,7 +137,7 @@ struct CheckRouteTests {
 
     @Test("unknown key: denied for good, no limits, no rate-limit headers")
     func unknownKey() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.examplePlan, redis: redis)) { h in
             let r = try await h.check(key: "who-is-this")
             #expect(r.status == .ok && r.allowed == false)
@@ -151,7 +151,7 @@ struct CheckRouteTests {
 
     @Test("all-or-nothing: an additional route limit's denial leaves the plan throttle untouched")
     func routeAdditionalVsThrottle() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = """
             plans:
               p:
@@ -176,7 +176,7 @@ struct CheckRouteTests {
 
     @Test("a route with its own throttle replaces the plan throttle and leaves it untouched")
     func routeReplacesThrottle() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = """
             plans:
               p:
@@ -199,7 +199,7 @@ struct CheckRouteTests {
 
     @Test("all-or-nothing: a quota denial leaves the throttle, a throttle denial leaves the quota")
     func throttleAndQuota() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = """
             plans:
               q: { throttle: { rate: 0.01, burst: 5 }, quota: { limit: 2, period: day } }
@@ -226,7 +226,7 @@ struct CheckRouteTests {
         arguments: [("day", 5), ("week", 2), ("month", 7)]
     )
     func quotaWindows(period: String, offset: Int) async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = "plans: { p: { quota: { limit: 3, period: \(period), offset_hours: \(offset) } } }\napi_keys: [ { key: k, plan: p } ]"
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             for expected in [2, 1, 0] {
@@ -249,7 +249,7 @@ struct CheckRouteTests {
 
     @Test("state keys hold no raw API key, share one hash tag, and all have a TTL")
     func redisKeys() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         // Slow refills, so that every key still exists when it is looked at.
         let yaml = Self.mlBasic(throttle: "{ rate: 0.01, burst: 1 }", route: "{ rate: 0.01, burst: 5 }")
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in

@@ -26,7 +26,7 @@ struct FastPathTests {
 
     @Test("pipelined checks and router requests on one connection are answered in order")
     func pipelinedOrder() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let port = try #require(h.client.port)
             let check = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#)
@@ -55,7 +55,7 @@ struct FastPathTests {
 
     @Test("a client that half-closes after its request still gets the answer; a trailing slash is the same route")
     func halfClose() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let port = try #require(h.client.port)
             let check = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#)
@@ -70,7 +70,7 @@ struct FastPathTests {
 
     @Test("after a Connection: close answer, requests pipelined behind it are neither answered nor counted")
     func closeStops() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let port = try #require(h.client.port)
             let check = Self.request("POST", "/v1/check", body: #"{"api_key":"k"}"#)
@@ -84,7 +84,7 @@ struct FastPathTests {
 
     @Test("a body over the bound is refused with 413 and the connection stays usable")
     func tooLarge() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         let yaml = "limits: { max_body_bytes: 64 }\n" + Self.yaml
         try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
             let port = try #require(h.client.port)

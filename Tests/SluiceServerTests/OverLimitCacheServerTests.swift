@@ -11,7 +11,7 @@ struct OverLimitCacheServerTests {
 
     @Test("repeated denials are answered without Redis; peeks still ask Redis")
     func cached() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.plans, redis: redis)) { h in
             #expect(try await h.check(key: "k").allowed == true)
             let first = try await h.check(key: "k")
@@ -31,7 +31,7 @@ struct OverLimitCacheServerTests {
 
     @Test("turned off, every decision asks Redis")
     func off() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config("over_limit_cache: { enabled: false }\n" + Self.plans, redis: redis)) { h in
             _ = try await h.check(key: "k")
             _ = try await h.check(key: "k")

@@ -17,11 +17,20 @@ struct ServerHarness {
     static func config(_ yaml: String, redis: RedisServer, environment: [String: String] = ["SLUICE_KEY_SECRET": "server-test"]) throws
         -> SluiceConfig
     {
-        try ConfigLoader.parse(
+        var config = try ConfigLoader.parse(
             yaml: yaml, source: "test.yaml", environment: environment,
             overrides: ConfigOverrides(host: "127.0.0.1", port: 0, redisURL: redis.url)
         )
+        // Dozens of tests share two cores: a command deadline of 5 s, not the default 100 ms, so a
+        // stall answers late instead of failing a decision. Tests about deadlines set their own.
+        if !yaml.contains("timeout_ms") {
+            config.redis.timeoutMs = Self.commandDeadlineMs
+        }
+        return config
     }
+
+    /// The Redis command deadline of the tests' configs unless they set one.
+    static let commandDeadlineMs = 5000
 
     /// Starts the app, waits until its Redis connections are up (unless told not to), runs `body`.
     static func run(

@@ -13,7 +13,7 @@ struct ShadowTests {
 
     @Test("a shadow plan never denies: would-be denials are allowed, marked, and consume nothing")
     func shadow() async throws {
-        let redis = try RedisServer()
+        let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let first = try await h.check(key: "s")
             #expect(first.allowed == true && first.json["shadow_denied"] == nil)

@@ -8,5 +8,7 @@ public func poll(
         if try await condition() { return ContinuousClock.now - start }
         try await Task.sleep(for: interval)
     }
+    // One last look: a slow check may have used up the limit just before the condition came true.
+    if try await condition() { return ContinuousClock.now - start }
     return nil
 }

@@ -11,10 +11,16 @@ public final class RedisServer: @unchecked Sendable {
     private var process: Process
     private let extraArguments: [String]
 
-    /// Starts a server and waits until it answers PING.
+    /// Starts a server and waits until it answers PING, on a Dispatch thread: starting one spawns
+    /// processes and waits, which must not hold one of the few threads of Swift's cooperative
+    /// pool while dozens of tests start their servers at once.
     /// - Parameter arguments: extra `redis-server` arguments (`--requirepass`, ...).
     /// - Throws: ``TestSupportError`` saying why it could not start.
-    public init(arguments: [String] = []) throws {
+    public static func start(arguments: [String] = []) async throws -> RedisServer {
+        try await offCooperativePool { try RedisServer(arguments: arguments) }
+    }
+
+    private init(arguments: [String]) throws {
         self.port = try FreePort.find()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -41,11 +47,13 @@ public final class RedisServer: @unchecked Sendable {
         self.process.waitUntilExit()
     }
 
-    /// Starts the server again on the same port, empty.
-    public func restart() throws {
-        self.stop()
-        self.process = try Self.launch(port: self.port, directory: self.directory, arguments: self.extraArguments)
-        try self.waitUntilReady()
+    /// Starts the server again on the same port, empty (on a Dispatch thread, as ``start(arguments:)``).
+    public func restart() async throws {
+        try await offCooperativePool {
+            self.stop()
+            self.process = try Self.launch(port: self.port, directory: self.directory, arguments: self.extraArguments)
+            try self.waitUntilReady()
+        }
     }
 
     /// Runs `redis-cli` against this server and returns its output, trimmed.
