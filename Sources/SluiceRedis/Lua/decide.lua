@@ -65,7 +65,7 @@ for i = 1, n do
           remaining, reset_us, retry_ms = tokens, tat - now_us, 0
         else
           remaining, reset_us, retry_ms = tokens - need, new_tat - now_us, 0
-          writes[#writes + 1] = { KEYS[i], string.format('%.17g', new_tat), ms_up(new_tat - now_us) }
+          writes[#writes + 1] = { KEYS[i], tat_text(new_tat), ms_up(new_tat - now_us) }
           unconsumed[i] = { tokens, ms_up(tat - now_us) }
         end
       else
@@ -116,16 +116,17 @@ end
 
 if allowed then
   for _, w in ipairs(writes) do
-    redis.call('SET', w[1], w[2], 'PX', w[3])
+    redis.call('SET', w[1], w[2], 'PX', int_text(w[3]))
   end
   local usage_key = KEYS[n + 1]
   if usage_key and usage_offset and not peek and retention_days > 0 then
     local day = floor((floor(now_us / 1000000) - usage_offset) / 86400)
-    local total = redis.pcall('HINCRBY', usage_key, day, cost)
+    local day_field = int_text(day)
+    local total = redis.pcall('HINCRBY', usage_key, day_field, int_text(cost))
     if type(total) ~= 'number' then
       -- Not a hash (or a garbage field): start the record again rather than fail a decision.
       redis.call('DEL', usage_key)
-      total = redis.call('HINCRBY', usage_key, day, cost)
+      total = redis.call('HINCRBY', usage_key, day_field, int_text(cost))
     end
     if total == cost then
       -- The first admitted request of a day: drop days past the retention, renew the TTL.
@@ -133,7 +134,7 @@ if allowed then
         local d = tonumber(field)
         if not d or d <= day - retention_days then redis.call('HDEL', usage_key, field) end
       end
-      redis.call('EXPIRE', usage_key, (retention_days + 1) * 86400)
+      redis.call('EXPIRE', usage_key, int_text((retention_days + 1) * 86400))
     end
   end
 else

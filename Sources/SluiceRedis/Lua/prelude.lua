@@ -43,6 +43,20 @@ local function bucket_tat(key, now_us, tau)
   return tat
 end
 
+-- The decimal text of an integral number. Lua turns numbers into text with "%.17g", which
+-- is several times slower; Redis commands' numeric arguments are passed through this.
+local function int_text(x)
+  return string.format('%d', x)
+end
+
+-- A bucket's stored value: its theoretical arrival time in microseconds, exactly. An
+-- integral time (any rate that divides a second into whole microseconds) is written as an
+-- integer, the same text "%.17g" gives it, only faster.
+local function tat_text(tat)
+  if tat == floor(tat) then return string.format('%d', tat) end
+  return string.format('%.17g', tat)
+end
+
 -- Whole milliseconds, rounded up, of a non-negative span in microseconds.
 local function ms_up(us)
   if us <= 0 then return 0 end

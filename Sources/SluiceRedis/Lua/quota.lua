@@ -21,5 +21,5 @@ else
   ext = amount + used - base
 end
 local ttl = we * 1000000 - now_us
-redis.call('SET', KEYS[1], quota_value(ws, used, ext), 'PX', ms_up(ttl))
+redis.call('SET', KEYS[1], quota_value(ws, used, ext), 'PX', int_text(ms_up(ttl)))
 return { floor(now_us / 1000), used, math.max(0, base + ext), ws, we, redis.call('PTTL', KEYS[1]), ext }
