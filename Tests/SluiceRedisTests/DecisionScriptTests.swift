@@ -90,6 +90,24 @@ final class DecisionScriptTests: ScriptSuite {
         #expect(try await self.run(e, at: t0).allowed == false)
     }
 
+    @Test("a bucket's stored time: a whole number of microseconds as its digits, a fractional one exactly")
+    func storedBucketTime() async throws {
+        let t0 = Self.utc(2025, 6, 1, 12)
+        let nowMicros = Double(t0 * 1_000_000)
+        // One token per 1000 s: the time after one request is now + 1e9 µs, a whole number.
+        let whole = self.entry(self.plan(throttle: TokenBucket(rate: 0.001, burst: 5)), key: "whole")
+        _ = try await self.run(whole, at: t0)
+        let wholeText = try await self.server.cliAsync("GET", "sl:{\(self.tag)-whole}:t")
+        #expect(wholeText == String(t0 * 1_000_000 + 1_000_000_000))
+        // Three tokens a second: an interval of 333333.33… µs, stored so that it reads back as
+        // the very same number (no drift from rounding).
+        let thirds = self.entry(self.plan(throttle: TokenBucket(rate: 3, burst: 5)), key: "thirds")
+        _ = try await self.run(thirds, at: t0)
+        let thirdsText = try await self.server.cliAsync("GET", "sl:{\(self.tag)-thirds}:t")
+        #expect(Double(thirdsText) == nowMicros + 1_000_000 / 3.0, "stored \(thirdsText)")
+        #expect(thirdsText.contains("."), "stored \(thirdsText)")
+    }
+
     @Test("a state key holding garbage or another type counts as absent and is replaced")
     func garbageState() async throws {
         let e = self.entry(self.plan(throttle: TokenBucket(rate: 0.01, burst: 2), quota: Quota(limit: 5, period: .day, offsetHours: 0)))

@@ -83,17 +83,36 @@ struct RegistrySyncTests {
             let id = ServerHarness.keyID("quiet-key")
             let record = #"{"id":"\#(id)","plan":"big","created":1700000000000}"#
             _ = try await redis.cliAsync("HSET", "sluice:registry:{keys}", id, record)
-            let getsBefore = try await redis.commandCalls("GET")
+            let before = try await Self.reads(redis)
             _ = try await redis.cliAsync("INCR", "sluice:registry:{keys}:version")
             let seen = try await poll(.seconds(10)) { try await b.check(key: "quiet-key", cost: 0).allowed == true }
             _ = try #require(seen, "the version check did not pick up the change")
-            // The version is read once a second (GET; decisions are EVALSHA), so the change came
-            // with the first or second check after it (one may have been under way already),
-            // followed by the full read's own GET. Counting reads, not milliseconds, keeps this
-            // true on a loaded machine.
-            let gets = try await redis.commandCalls("GET") - getsBefore
-            #expect((2...3).contains(gets), "the change took \(gets) version reads")
+            // It came with the first or second version check after the change (one may have been
+            // under way already), not through some other read.
+            let afterChange = try await Self.reads(redis)
+            #expect((1...2).contains(afterChange.versionChecks - before.versionChecks), "\(before) → \(afterChange)")
+            #expect(afterChange.fullReads - before.fullReads == 1, "one full read of the registry: \(before) → \(afterChange)")
+
+            // And the check runs about once a second: counted over at least 5 s of Redis's clock
+            // with nothing else reading, 3 to 7 checks (a check every 2.5 s or more gives at most
+            // 2; a busy loop, far more).
+            let start = try await redis.timeMs()
+            let first = try await Self.reads(redis)
+            _ = try await poll(.seconds(30), every: .milliseconds(250)) { try await redis.timeMs() - start >= 5000 }
+            let last = try await Self.reads(redis)
+            let span = try await redis.timeMs() - start
+            let checks = last.versionChecks - first.versionChecks
+            #expect((3...7).contains(checks), "\(checks) version checks in \(span) ms")
         }
+    }
+
+    /// The registry's reads so far, from INFO commandstats. Every GET is the version check's,
+    /// a full read's (one GET and one HGETALL each) or a decision script's (one per limit:
+    /// this suite's "big" plan has one, and decisions are EVALSHA calls).
+    static func reads(_ redis: RedisServer) async throws -> (versionChecks: Int, fullReads: Int) {
+        let calls = try await redis.commandCalls()
+        let fullReads = calls["hgetall"] ?? 0
+        return ((calls["get"] ?? 0) - fullReads - (calls["evalsha"] ?? 0), fullReads)
     }
 
     @Test("the subscription comes back after Redis restarts, and a key created meanwhile is honoured")

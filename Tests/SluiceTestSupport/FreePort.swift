@@ -6,6 +6,12 @@ import Darwin
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+private let systemBind = Glibc.bind
+#elseif canImport(Darwin)
+private let systemBind = Darwin.bind
+#endif
+
 /// Free TCP ports on 127.0.0.1 for the servers tests start.
 ///
 /// Ports come from below the kernel's ephemeral range: a port from inside it could be taken by
@@ -52,7 +58,7 @@ public enum FreePort {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemBind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0 else {
             if port != 0 { return nil }

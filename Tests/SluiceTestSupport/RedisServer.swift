@@ -79,12 +79,22 @@ public final class RedisServer: @unchecked Sendable {
 
     /// How many times `command` ran (`INFO commandstats`), 0 before its first run.
     public func commandCalls(_ command: String) async throws -> Int {
+        try await self.commandCalls()[command.lowercased()] ?? 0
+    }
+
+    /// How many times each command ran, by lowercase name, from one `INFO commandstats` (so the
+    /// counts are of one moment). Commands that scripts run count too.
+    public func commandCalls() async throws -> [String: Int] {
         let stats = try await self.cliAsync("INFO", "commandstats")
+        var calls: [String: Int] = [:]
         // INFO separates lines with \r\n, a single Character in Swift: split on any newline.
-        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command.lowercased()):") }),
-            let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
-        else { return 0 }
-        return Int(calls) ?? 0
+        for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+            let parts = line.dropFirst("cmdstat_".count).split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let value = parts[1].split(separator: ",").first?.split(separator: "=").last, let count = Int(value)
+            else { continue }
+            calls[String(parts[0])] = count
+        }
+        return calls
     }
 
     /// Redis's clock (`TIME`) in milliseconds since the epoch.
