@@ -7,19 +7,35 @@ import UnixSignals
 
 /// The configuration in force, swapped whole on reload; requests read a snapshot.
 public final class ConfigStore: Sendable {
-    /// One configuration with what requests derive from it, built once per load.
-    public struct Snapshot: Sendable {
+    /// One configuration with what requests derive from it, built once per load. Immutable
+    /// and shared: a request takes it with one retain, not a copy of every field.
+    public final class Snapshot: Sendable {
         /// The validated configuration.
         public let config: SluiceConfig
         /// The config's keys and the runtime registry's, resolved to plans.
-        public fileprivate(set) var keyring: Keyring
+        public let keyring: Keyring
         /// `server.api_key_header` as a header name.
         public let apiKeyHeader: HTTPField.Name
 
-        init(_ config: SluiceConfig, records: [String: RuntimeKey]) {
+        convenience init(_ config: SluiceConfig, records: [String: RuntimeKey]) {
+            self.init(
+                config: config,
+                keyring: Keyring(rules: config.rules, digester: KeyDigester(secret: config.keySecret), records: records),
+                apiKeyHeader: HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
+            )
+        }
+
+        private init(config: SluiceConfig, keyring: Keyring, apiKeyHeader: HTTPField.Name) {
             self.config = config
-            self.keyring = Keyring(rules: config.rules, digester: KeyDigester(secret: config.keySecret), records: records)
-            self.apiKeyHeader = HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
+            self.keyring = keyring
+            self.apiKeyHeader = apiKeyHeader
+        }
+
+        /// The same configuration with its keyring changed by `change`.
+        fileprivate func withKeyring(_ change: (inout Keyring) -> Void) -> Snapshot {
+            var keyring = self.keyring
+            change(&keyring)
+            return Snapshot(config: self.config, keyring: keyring, apiKeyHeader: self.apiKeyHeader)
         }
     }
 
@@ -40,12 +56,12 @@ public final class ConfigStore: Sendable {
 
     /// Puts a whole new runtime registry in force.
     public func replaceRuntimeKeys(_ records: [String: RuntimeKey]) {
-        self.value.withLock { $0.keyring.replaceRecords(records) }
+        self.value.withLock { $0 = $0.withKeyring { $0.replaceRecords(records) } }
     }
 
     /// Adds, replaces or (nil) removes one runtime key.
     public func updateRuntimeKey(id: String, record: RuntimeKey?) {
-        self.value.withLock { $0.keyring.update(id: id, record: record) }
+        self.value.withLock { $0 = $0.withKeyring { $0.update(id: id, record: record) } }
     }
 }
 

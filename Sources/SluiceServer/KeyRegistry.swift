@@ -105,16 +105,11 @@ public final class KeyRegistry: Service, Sendable {
         do {
             let version = try await self.redis.command(["GET", RedisArgument(Self.versionKey)]).int ?? 0
             let reply = try await self.redis.command(["HGETALL", RedisArgument(Self.hashKey)])
-            let elements = reply.array ?? []
             var records: [String: RuntimeKey] = [:]
-            records.reserveCapacity(elements.count / 2)
-            let decoder = JSONDecoder()
-            var index = 0
-            while index + 1 < elements.count {
-                if case .bulk(let bytes) = elements[index + 1], let record = try? decoder.decode(RuntimeKey.self, from: Data(bytes)) {
+            for (_, value) in reply.pairs {
+                if let record = Self.decode(value) {
                     records[record.id] = record
                 }
-                index += 2
             }
             // Only if nothing newer was applied meanwhile (a notice, a local change).
             self.version.withLock { mirrored in
@@ -138,8 +133,7 @@ public final class KeyRegistry: Service, Sendable {
             return
         }
         do {
-            let reply = try await self.redis.command(["HGET", RedisArgument(Self.hashKey), RedisArgument(id)])
-            if !self.applyInOrder(id: id, record: Self.decode(reply), version: version) {
+            if !self.applyInOrder(id: id, record: try await self.record(id: id), version: version) {
                 await self.reloadAll()
             }
         } catch {
@@ -158,6 +152,12 @@ public final class KeyRegistry: Service, Sendable {
             mirrored = version
             return true
         }
+    }
+
+    /// The runtime key `id` as Redis holds it now (nil: none), read with one HGET.
+    /// - Throws: the Redis client's error.
+    public func record(id: String) async throws -> RuntimeKey? {
+        Self.decode(try await self.redis.command(["HGET", RedisArgument(Self.hashKey), RedisArgument(id)]))
     }
 
     private static func decode(_ reply: RedisReply) -> RuntimeKey? {
@@ -179,12 +179,7 @@ public final class KeyRegistry: Service, Sendable {
             arguments.append("")
         }
         arguments.append(RedisArgument(self.channel))
-        let reply = try await self.redis.evaluate(
-            .registry, keys: [RedisArgument(Self.hashKey), RedisArgument(Self.versionKey)], arguments: arguments
-        ).get()
-        if let message = reply.errorMessage {
-            throw RedisServerError(message: message)
-        }
+        let reply = try await self.redis.run(.registry, keys: [RedisArgument(Self.hashKey), RedisArgument(Self.versionKey)], arguments: arguments)
         let values = reply.array?.compactMap(\.int) ?? []
         guard values.count == 2, values[0] == 1 else { throw Refused() }
         let version = values[1]

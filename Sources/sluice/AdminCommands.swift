@@ -37,14 +37,20 @@ func runAdmin(_ body: () async throws -> Void) async throws {
     }
 }
 
-/// The id of a key given on the command line: as is with `--id`, else looked up.
-func keyID(_ key: String, isID: Bool, client: AdminClient) async throws -> String {
-    if isID { return key }
-    let answer = try await client.call(.POST, "/admin/v1/keys/lookup", body: ["api_key": key])
-    guard answer.object["known"] as? Bool == true, let id = answer.object["id"] as? String else {
-        throw AdminClient.Failure(description: "unknown_key: no such API key")
+/// The key an inspecting command is about: an API key, or with `--id` its key id.
+struct KeyTarget: ParsableArguments {
+    @Argument(help: "The API key (or, with --id, its key id).") var key: String
+    @Flag(name: .long, help: "KEY is a key id.") var id = false
+
+    /// The key id: KEY as is with `--id`, else looked up through the admin API.
+    func keyID(client: AdminClient) async throws -> String {
+        if self.id { return self.key }
+        let answer = try await client.call(.POST, "/admin/v1/keys/lookup", body: ["api_key": self.key])
+        guard answer.object["known"] as? Bool == true, let id = answer.object["id"] as? String else {
+            throw AdminClient.Failure(description: "unknown_key: no such API key")
+        }
+        return id
     }
-    return id
 }
 
 /// Percent-encodes a path segment or query value.
@@ -151,13 +157,12 @@ struct Keys: AsyncParsableCommand {
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the live state of every limit of a key, consuming nothing.")
     @OptionGroup var options: AdminOptions
-    @Argument(help: "The API key (or, with --id, its key id).") var key: String
-    @Flag(name: .long, help: "KEY is a key id.") var id = false
+    @OptionGroup var target: KeyTarget
 
     func run() async throws {
         try await runAdmin {
             let client = try self.options.client()
-            let id = try await keyID(self.key, isID: self.id, client: client)
+            let id = try await self.target.keyID(client: client)
             let answer = try await client.call(.GET, "/admin/v1/keys/" + escaped(id) + "/state")
             if self.options.json { return self.options.printJSON(answer) }
             print("key \(id)  plan \(TextTable.cell(answer.object["plan"]))  (\(TextTable.cell(answer.object["source"])))")
@@ -181,14 +186,13 @@ struct Inspect: AsyncParsableCommand {
 struct Usage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a key's quota units used and remaining per day, most recent first.")
     @OptionGroup var options: AdminOptions
-    @Argument(help: "The API key (or, with --id, its key id).") var key: String
-    @Flag(name: .long, help: "KEY is a key id.") var id = false
+    @OptionGroup var target: KeyTarget
     @Option(name: .long, help: "Days to show (1-366).") var days: Int = 7
 
     func run() async throws {
         try await runAdmin {
             let client = try self.options.client()
-            let id = try await keyID(self.key, isID: self.id, client: client)
+            let id = try await self.target.keyID(client: client)
             let answer = try await client.call(.GET, "/admin/v1/keys/" + escaped(id) + "/usage?days=\(self.days)")
             if self.options.json { return self.options.printJSON(answer) }
             let quota = answer.object["quota"] as? [String: Any] ?? [:]

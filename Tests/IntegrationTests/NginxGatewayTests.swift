@@ -77,6 +77,7 @@ struct NginxGatewayTests {
                 kill(self.process.processIdentifier, SIGKILL)
                 self.process.waitUntilExit()
             }
+            try? FileManager.default.removeItem(at: self.directory)
         }
 
         static func nginxBinary() throws -> URL {

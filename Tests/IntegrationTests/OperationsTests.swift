@@ -54,9 +54,12 @@ struct OperationsTests {
         let table = try await Self.cli(["keys", "create", "--plan", "q", "--api-key", "typed-key"], adminPort: adminPort)
         #expect(table.status == 0 && table.output.contains("API KEY") && table.output.contains("typed-key") && table.output.contains("shown only now"))
 
+        // Cost 2 against a burst of 5: two admitted, the third denied.
+        var allowed: [Bool?] = []
         for _ in 0..<3 {
-            #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"\#(key)","cost":2}"#).json["allowed"] as? Bool != nil)
+            allowed.append(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"\#(key)","cost":2}"#).json["allowed"] as? Bool)
         }
+        #expect(allowed == [true, true, false])
         let list = try await Self.cli(["keys", "list"], adminPort: adminPort)
         #expect(list.status == 0 && list.output.contains(id) && list.output.contains("from file") && list.output.contains("runtime"))
         let page = try await Self.cli(["keys", "list", "--limit", "1", "--plan", "p", "--json"], adminPort: adminPort)

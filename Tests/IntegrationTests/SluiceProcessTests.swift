@@ -227,6 +227,7 @@ struct SluiceProcessTests {
     func checkConfig() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
         let good = directory.appendingPathComponent("good.yaml")
         try "plans: { p: { throttle: { rate: 1, burst: 1 } } }\napi_keys: [ { key: k, plan: p } ]\n".write(to: good, atomically: true, encoding: .utf8)
         let bad = directory.appendingPathComponent("bad.yaml")

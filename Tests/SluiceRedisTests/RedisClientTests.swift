@@ -50,11 +50,7 @@ struct RedisClientTests {
 
     /// Polls until `condition` holds, failing after `timeout` seconds.
     static func eventually(_ what: String, timeout: Double = 10, _ condition: () async -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        if try await poll(.seconds(timeout), { await condition() }) != nil { return }
         Issue.record("not within \(timeout) s: \(what)")
         throw TestSupportError("timed out: \(what)")
     }

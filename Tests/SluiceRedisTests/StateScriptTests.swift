@@ -68,14 +68,23 @@ final class StateScriptTests: ScriptSuite {
         return result
     }
 
+    /// Calls of the commands the scripts write with, by name.
+    static func writeCommands(_ server: RedisServer) async throws -> [String: Int] {
+        try await server.commandCalls().filter { ["set", "hset", "hincrby", "hdel", "del", "expire", "pexpire"].contains($0.key) }
+    }
+
     @Test("inspect reads buckets and quotas without consuming or writing anything")
     func inspectConsumesNothing() async throws {
         let e = self.entry()
         let t0 = Self.utc(2026, 3, 10, 12)
         _ = try await self.decide(e, cost: 3, at: t0)
         let before = try await self.server.cliAsync("--scan")
+        let writesBefore = try await Self.writeCommands(self.server)
         let first = try await self.inspect(e, at: t0 + 100)
         let second = try await self.inspect(e, at: t0 + 100)
+        // No write at all, also none that rewrites an existing key (commandstats counts the
+        // commands scripts run).
+        #expect(try await Self.writeCommands(self.server) == writesBefore)
         // Equal but for the TTLs, which Redis counts down in real time.
         #expect(first.map(\.tokens) == second.map(\.tokens) && first.map(\.used) == second.map(\.used))
         #expect(first.map(\.remaining) == second.map(\.remaining) && first.map(\.resetAfterMs) == second.map(\.resetAfterMs))

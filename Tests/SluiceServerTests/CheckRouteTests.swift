@@ -69,7 +69,6 @@ struct CheckRouteTests {
                 #expect(second.header("Retry-After") == "1")
                 #expect(second.remaining(of: "quota") == 999)
             } else {
-                #expect(secondStart - after >= 0 && secondEnd - before >= 500)
                 #expect(second.allowed == true && second.deniedBy == nil && second.remaining(of: "quota") == 998)
             }
         }

@@ -78,7 +78,8 @@ struct RegistrySyncTests {
         try await ServerHarness.run(config) { b in
             // Once subscribed, B has read the registry (it does on every subscription).
             try await Self.waitForSubscribers(redis, 1)
-            _ = try await poll(.seconds(10)) { try await redis.commandCalls("HGETALL") >= 1 }
+            let read = try await poll(.seconds(10)) { try await redis.commandCalls("HGETALL") >= 1 }
+            try #require(read != nil, "B never read the registry")
             // A change written straight into Redis, with no pub/sub notice.
             let id = ServerHarness.keyID("quiet-key")
             let record = #"{"id":"\#(id)","plan":"big","created":1700000000000}"#
@@ -102,7 +103,9 @@ struct RegistrySyncTests {
             let last = try await Self.reads(redis)
             let span = try await redis.timeMs() - start
             let checks = last.versionChecks - first.versionChecks
-            #expect((3...7).contains(checks), "\(checks) version checks in \(span) ms")
+            // 5 s gives 3...7; a longer span (a stalled machine) allows as many more.
+            let seconds = Int(span / 1000)
+            #expect((max(3, seconds - 2)...(seconds + 2)).contains(checks), "\(checks) version checks in \(span) ms")
         }
     }
 
@@ -121,14 +124,10 @@ struct RegistrySyncTests {
         let config = try ServerHarness.config(Self.yaml, redis: redis)
         try await ServerHarness.run(config) { a in
             try await ServerHarness.run(config) { b in
-                let subscribers = { () async throws -> String in
-                    try await redis.cliAsync("PUBSUB", "NUMSUB", "sluice:registry:events:0").split(separator: "\n").last.map(String.init) ?? ""
-                }
                 try await Self.waitForSubscribers(redis, 2)
                 try await redis.restart()
                 // Both instances subscribe again (Redis-side state, not a guess about timing).
-                let resubscribed = try await poll(.seconds(10)) { try await subscribers() == "2" }
-                #expect(resubscribed != nil, "the instances did not subscribe again")
+                try await Self.waitForSubscribers(redis, 2)
                 // Both instances reconnect; then a change on A reaches B.
                 try await a.waitForRedis("up")
                 try await b.waitForRedis("up")

@@ -17,6 +17,8 @@ struct ShadowTests {
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let first = try await h.check(key: "s")
             #expect(first.allowed == true && first.json["shadow_denied"] == nil)
+            let bucketKey = "sl:{\(ServerHarness.keyID("s"))}:t"
+            let afterFirst = try await redis.cliAsync("GET", bucketKey)
             for _ in 0..<3 {
                 let r = try await h.check(key: "s")
                 #expect(r.status == .ok && r.allowed == true && r.json["denied_by"] is NSNull)
@@ -32,7 +34,10 @@ struct ShadowTests {
             let batch = try await h.send("/v1/check/batch", method: .post, headers: headers, body: #"{"checks":[{"api_key":"s"}]}"#)
             let item = (batch.json["results"] as? [[String: Any]])?.first
             #expect(item?["allowed"] as? Bool == true && item?["shadow_denied_by"] as? String == "throttle")
-            // Only the first request consumed anything: the bucket shows exactly one token gone.
+            // Only the first request consumed anything: the bucket's stored time is still the one
+            // the first request wrote, and it is the only state key.
+            let afterAll = try await redis.cliAsync("GET", bucketKey)
+            #expect(!afterFirst.isEmpty && afterAll == afterFirst)
             let stored = try await redis.cliAsync("--scan", "--pattern", "sl:*")
             #expect(stored.split(whereSeparator: \.isNewline).count == 1)
             // Redis down: a shadow plan still never denies (its default on_backend_error is deny).

@@ -13,6 +13,11 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throw
 
 /// Short-lived programs run to completion.
 public enum Subprocess {
+    /// A write to a child that already exited raises SIGPIPE, which would end the whole test
+    /// process; ignored, the write fails instead. Done once.
+    private static let brokenPipesIgnored: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+    private static func ignoreBrokenPipes() { _ = Self.brokenPipesIgnored }
+
     /// Runs a program and returns its exit status and its output (stdout and stderr together).
     /// - Parameters:
     ///   - environment: variables added to this process's environment.
@@ -20,6 +25,7 @@ public enum Subprocess {
     public static func run(
         _ executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
     ) throws -> (status: Int32, output: String) {
+        Self.ignoreBrokenPipes()
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -36,7 +42,8 @@ public enum Subprocess {
             // Written from another thread, so a large input cannot deadlock against a full output pipe.
             let writer = stdin.fileHandleForWriting
             DispatchQueue.global().async {
-                writer.write(Data(input.utf8))
+                // A child that exits without reading all of it fails its own test, not the run.
+                try? writer.write(contentsOf: Data(input.utf8))
                 try? writer.close()
             }
         }

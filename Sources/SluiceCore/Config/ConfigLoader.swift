@@ -346,7 +346,6 @@ private struct Validator {
             logLevel: logLevel,
             rules: RuleSet(plans: plans, rawKeys: rawKeys, sha256Keys: shaKeys, names: names),
             clientTokenDigests: clientDigests,
-            usageRetentionDays: self.usageRetentionDays,
             logFormat: logFormat,
             keySecret: secret,
             warnings: warnings,

@@ -44,8 +44,6 @@ public struct SluiceConfig: Sendable {
     public var rules: RuleSet
     /// SHA-256 digests of the tokens gateways present in `X-Sluice-Token`; empty: none needed.
     public var clientTokenDigests: [[UInt8]]
-    /// Days of per-day usage kept (`usage.retention_days`); 0: none recorded.
-    public var usageRetentionDays: Int
     /// `json` (JSON lines) or `text`.
     public var logFormat: String
     /// The secret that key ids are made with.

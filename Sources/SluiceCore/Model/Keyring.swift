@@ -105,13 +105,18 @@ public struct Keyring: Sendable {
 
     /// The entry of an API key as a gateway sent it; nil for an unknown key.
     public func resolve(apiKey: String) -> KeyEntry? {
-        if let entry = self.rules.resolve(apiKey: apiKey) {
+        if let entry = self.rules.resolve(rawKey: apiKey) {
             return entry
         }
-        if self.runtime.isEmpty {
+        if self.runtime.isEmpty && !self.rules.hasSHA256Keys {
             return nil
         }
-        return self.runtime[self.digester.keyID(apiKey: apiKey)]
+        // One SHA-256 serves both the config's key_sha256 entries and the runtime key id.
+        let digest = KeyDigester.sha256(of: apiKey)
+        if let entry = self.rules.resolve(sha256: digest) {
+            return entry
+        }
+        return self.runtime.isEmpty ? nil : self.runtime[self.digester.keyID(sha256: digest)]
     }
 
     /// The key id of a raw API key.

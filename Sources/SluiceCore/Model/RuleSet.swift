@@ -63,4 +63,17 @@ public struct RuleSet: Sendable {
         }
         return self.bySHA256[KeyDigester.sha256(of: apiKey)]
     }
+
+    /// The entry of a key given in the config as it is; nil otherwise.
+    func resolve(rawKey: String) -> KeyEntry? {
+        self.byRawKey[rawKey]
+    }
+
+    /// The entry of a key given in the config by its SHA-256; nil otherwise.
+    func resolve(sha256 digest: [UInt8]) -> KeyEntry? {
+        self.bySHA256.isEmpty ? nil : self.bySHA256[digest]
+    }
+
+    /// Whether some key is given by its SHA-256.
+    var hasSHA256Keys: Bool { !self.bySHA256.isEmpty }
 }

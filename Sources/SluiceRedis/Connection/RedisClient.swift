@@ -241,9 +241,12 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
+    /// The command's name, made once rather than per decision.
+    private static let evalshaName: RedisArgument = "EVALSHA"
+
     /// `EVALSHA sha numkeys keys... arguments...`.
     private static func evalsha(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) -> [RedisArgument] {
-        var evalsha: [RedisArgument] = ["EVALSHA", script.sha1Argument, RedisArgument(keys.count)]
+        var evalsha: [RedisArgument] = [Self.evalshaName, script.sha1Argument, RedisArgument(keys.count)]
         evalsha.reserveCapacity(3 + keys.count + arguments.count)
         evalsha.append(contentsOf: keys)
         evalsha.append(contentsOf: arguments)
@@ -322,10 +325,20 @@ public final class RedisClient: Service, Sendable {
         return futures
     }
 
+    /// Runs a script and turns an error reply into a thrown ``RedisServerError``, as
+    /// ``command(_:on:)`` does for commands.
+    /// - Throws: ``RedisServerError`` or ``SluiceRedisError``.
+    public func run(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) async throws -> RedisReply {
+        try Self.throwingErrorReply(try await self.evaluate(script, keys: keys, arguments: arguments).get())
+    }
+
     /// Sends a command and turns an error reply into a thrown ``RedisServerError``.
     /// - Throws: ``RedisServerError`` or ``SluiceRedisError``.
     public func command(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) async throws -> RedisReply {
-        let reply = try await self.send(arguments, on: eventLoop).get()
+        try Self.throwingErrorReply(try await self.send(arguments, on: eventLoop).get())
+    }
+
+    private static func throwingErrorReply(_ reply: RedisReply) throws -> RedisReply {
         if let message = reply.errorMessage {
             throw RedisServerError(message: message)
         }

@@ -8,7 +8,7 @@
 -- ARGV[5]  "add" (extension += ARGV[6]) or "set" (remaining = ARGV[6])
 --
 -- Returns { now_ms, used, limit this window (extension included), window start s,
---           window end s, PTTL, extension }
+--           window end s, TTL in ms as set, extension }
 
 local now_us = clock(ARGV[1])
 local base = tonumber(ARGV[2])
@@ -20,6 +20,6 @@ if ARGV[5] == 'add' then
 else
   ext = amount + used - base
 end
-local ttl = we * 1000000 - now_us
-redis.call('SET', KEYS[1], quota_value(ws, used, ext), 'PX', int_text(ms_up(ttl)))
-return { floor(now_us / 1000), used, math.max(0, base + ext), ws, we, redis.call('PTTL', KEYS[1]), ext }
+local ttl_ms = ms_up(we * 1000000 - now_us)
+redis.call('SET', KEYS[1], quota_value(ws, used, ext), 'PX', int_text(ttl_ms))
+return { floor(now_us / 1000), used, math.max(0, base + ext), ws, we, ttl_ms, ext }

@@ -37,6 +37,12 @@ public enum RedisReply: Sendable, Hashable {
         return nil
     }
 
+    /// The elements of an array reply two at a time (HGETALL's fields and values); empty otherwise.
+    public var pairs: [(RedisReply, RedisReply)] {
+        guard let elements = self.array else { return [] }
+        return stride(from: 0, to: elements.count - 1, by: 2).map { (elements[$0], elements[$0 + 1]) }
+    }
+
     /// The message of an error reply; nil otherwise.
     public var errorMessage: String? {
         if case .error(let message) = self { return message }

@@ -47,7 +47,6 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private struct Collecting {
         let start: ContinuousClock.Instant
-        let headers: HTTPFields
         let snapshot: ConfigStore.Snapshot
         var body: ByteBuffer
         var rejected: APIError?
@@ -191,7 +190,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let closeAfter = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
         return Collecting(
-            start: .now, headers: head.headerFields, snapshot: snapshot,
+            start: .now, snapshot: snapshot,
             body: ByteBuffer(), rejected: rejected, closeAfter: closeAfter
         )
     }

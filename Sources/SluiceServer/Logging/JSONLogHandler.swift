@@ -43,12 +43,12 @@ public struct JSONLogHandler: LogHandler {
             merged.merge(extra) { _, new in new }
         }
         var line = "{\"ts\":\"" + Self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"logger\":"
-        Self.appendString(self.label, to: &line)
+        JSONWriter.appendQuoted(self.label, to: &line)
         line += ",\"msg\":"
-        Self.appendString(event.message.description, to: &line)
+        JSONWriter.appendQuoted(event.message.description, to: &line)
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             line += ","
-            Self.appendString(key == "hb.request.id" ? "request_id" : key, to: &line)
+            JSONWriter.appendQuoted(key == "hb.request.id" ? "request_id" : key, to: &line)
             line += ":"
             Self.append(value, to: &line)
         }
@@ -70,9 +70,9 @@ public struct JSONLogHandler: LogHandler {
     private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
         switch value {
         case .string(let text):
-            self.appendString(text, to: &line)
+            JSONWriter.appendQuoted(text, to: &line)
         case .stringConvertible(let convertible):
-            self.appendString(convertible.description, to: &line)
+            JSONWriter.appendQuoted(convertible.description, to: &line)
         case .array(let values):
             line += "["
             for (index, element) in values.enumerated() {
@@ -84,34 +84,12 @@ public struct JSONLogHandler: LogHandler {
             line += "{"
             for (index, (key, element)) in dictionary.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { line += "," }
-                self.appendString(key, to: &line)
+                JSONWriter.appendQuoted(key, to: &line)
                 line += ":"
                 self.append(element, to: &line)
             }
             line += "}"
         }
-    }
-
-    /// Appends `text` as a JSON string literal.
-    static func appendString(_ text: String, to line: inout String) {
-        line += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            case "\n": line += "\\n"
-            case "\r": line += "\\r"
-            case "\t": line += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    line.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        line += "\""
     }
 
     /// Now as RFC 3339 UTC with milliseconds.

@@ -100,21 +100,34 @@ struct JSONWriter {
             self.buffer.writeInteger(UInt8(ascii: "\""))
             return
         }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): self.buffer.writeString("\\\"")
-            case UInt8(ascii: "\\"): self.buffer.writeString("\\\\")
-            case 0x0A: self.buffer.writeString("\\n")
-            case 0x0D: self.buffer.writeString("\\r")
-            case 0x09: self.buffer.writeString("\\t")
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                self.buffer.writeString("\\u00")
-                self.buffer.writeInteger(hex[Int(byte >> 4)])
-                self.buffer.writeInteger(hex[Int(byte & 0x0F)])
-            default: self.buffer.writeInteger(byte)
+        var escaped = ""
+        Self.appendEscaped(value, to: &escaped)
+        self.buffer.writeString(escaped)
+        self.buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Appends `text` to `line` as a JSON string literal, quotes included.
+    static func appendQuoted(_ text: String, to line: inout String) {
+        line += "\""
+        Self.appendEscaped(text, to: &line)
+        line += "\""
+    }
+
+    /// Appends `text` to `line` escaped for the inside of a JSON string literal.
+    private static func appendEscaped(_ text: String, to line: inout String) {
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": line += "\\\""
+            case "\\": line += "\\\\"
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case "\u{00}"..."\u{1F}":
+                let hex = String(scalar.value, radix: 16)
+                line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default:
+                line.unicodeScalars.append(scalar)
             }
         }
-        self.buffer.writeInteger(UInt8(ascii: "\""))
     }
 }

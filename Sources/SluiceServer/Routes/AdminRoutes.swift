@@ -321,8 +321,6 @@ struct AdminRoutes: Sendable {
         do {
             let values = try await self.script(.quota, call)
             snapshot = try StateScripts.adjusted(quota: quota, values: values)
-        } catch let error as APIError {
-            throw error
         } catch {
             throw Self.backend(error)
         }
@@ -345,21 +343,20 @@ struct AdminRoutes: Sendable {
         guard let quotaLimit = entry.plan.quota, case .quota(let quota) = quotaLimit.kind else {
             throw Self.noQuota(entry.plan.name)
         }
+        // The usage record is asked for while the state is read: both are in flight at once.
+        async let usage = self.redis.command(["HGETALL", RedisArgument(bytes: entry.usageKey)])
         let (nowMs, states) = try await self.inspect(entry, limits: [quotaLimit])
         let reply: RedisReply
         do {
-            reply = try await self.redis.command(["HGETALL", RedisArgument(bytes: entry.usageKey)])
+            reply = try await usage
         } catch {
             throw Self.backend(error)
         }
         var usedByDay: [Int64: Int] = [:]
-        let elements = reply.array ?? []
-        var index = 0
-        while index + 1 < elements.count {
-            if let day = elements[index].int, let used = elements[index + 1].int {
+        for (field, value) in reply.pairs {
+            if let day = field.int, let used = value.int {
                 usedByDay[day] = Int(clamping: used)
             }
-            index += 2
         }
         let report = UsageReport(
             quota: quota, usedByDay: usedByDay, currentLimit: states.first?.limit ?? quota.limit, currentRemaining: states.first?.remaining,
@@ -374,7 +371,7 @@ struct AdminRoutes: Sendable {
         writer.field("period", quota.period.rawValue)
         writer.field("offset_hours", quota.offsetHours)
         writer.endObject()
-        writer.field("retention_days", self.store.current.config.usageRetentionDays)
+        writer.field("retention_days", entry.plan.usageRetentionDays)
         writer.beginArray("days")
         for day in report.days {
             writer.beginObject()
@@ -447,14 +444,11 @@ struct AdminRoutes: Sendable {
     }
 
     private func runtimeRecord(_ id: String) async throws -> RuntimeKey? {
-        let reply: RedisReply
         do {
-            reply = try await self.redis.command(["HGET", RedisArgument(KeyRegistry.hashKey), RedisArgument(id)])
+            return try await self.registry.record(id: id)
         } catch {
             throw Self.backend(error)
         }
-        guard case .bulk(let bytes) = reply else { return nil }
-        return try? JSONDecoder().decode(RuntimeKey.self, from: Data(bytes))
     }
 
     private func inspect(_ entry: KeyEntry, limits: [Limit]) async throws -> (nowMs: Int64, limits: [StateScripts.LimitSnapshot]) {
@@ -467,12 +461,9 @@ struct AdminRoutes: Sendable {
     }
 
     private func script(_ script: RedisScript, _ call: StateScripts.Call) async throws -> [Int64] {
-        let reply = try await self.redis.evaluate(
+        let reply = try await self.redis.run(
             script, keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
-        ).get()
-        if let message = reply.errorMessage {
-            throw RedisServerError(message: message)
-        }
+        )
         guard let values = reply.array?.compactMap(\.int) else {
             throw StateScripts.MalformedReply(description: "not an integer array")
         }
@@ -524,21 +515,19 @@ struct AdminRoutes: Sendable {
         writer.beginObject()
         writer.field("name", snapshot.name)
         switch snapshot.kind {
+        case .bucket: writer.field("kind", "bucket")
+        case .quota: writer.field("kind", "quota")
+        }
+        writer.field("limit", snapshot.limit)
+        writer.field("remaining", snapshot.remaining)
+        writer.field("reset_after_ms", snapshot.resetAfterMs)
+        writer.field("ttl_ms", snapshot.ttlMs)
+        switch snapshot.kind {
         case .bucket(let bucket):
-            writer.field("kind", "bucket")
-            writer.field("limit", snapshot.limit)
-            writer.field("remaining", snapshot.remaining)
-            writer.field("reset_after_ms", snapshot.resetAfterMs)
-            writer.field("ttl_ms", snapshot.ttlMs)
             writer.field("rate", number: bucket.rate)
             writer.field("burst", bucket.burst)
             writer.field("tokens", number: snapshot.tokens)
         case .quota(let quota):
-            writer.field("kind", "quota")
-            writer.field("limit", snapshot.limit)
-            writer.field("remaining", snapshot.remaining)
-            writer.field("reset_after_ms", snapshot.resetAfterMs)
-            writer.field("ttl_ms", snapshot.ttlMs)
             writer.field("base_limit", quota.limit)
             writer.field("extension", snapshot.extension_)
             writer.field("used", snapshot.used)
@@ -587,14 +576,10 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard !digests.isEmpty else {
             throw APIError(.notFound, code: "not_found", message: "the admin API is disabled: configure admin tokens")
         }
-        guard let authorization = request.headers[.authorization] else {
+        guard let token = request.headers[.authorization].flatMap(BearerTokens.credential(in:)) else {
             throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <admin token>")
         }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <admin token>")
-        }
-        guard BearerTokens.matches(String(parts[1]), digests: digests) else {
+        guard BearerTokens.matches(String(token), digests: digests) else {
             throw APIError(.forbidden, code: "invalid_token", message: "the admin token is not valid")
         }
         return try await next(request, context)

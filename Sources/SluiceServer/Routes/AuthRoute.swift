@@ -78,9 +78,8 @@ struct AuthRoute: Sendable {
         let bounds = snapshot.config.bounds
         var apiKey = headers[snapshot.apiKeyHeader]
         if apiKey == nil || apiKey?.isEmpty == true, let authorization = headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                apiKey = parts[1].trimmingCharacters(in: .whitespaces)
+            if let credential = BearerTokens.credential(in: authorization) {
+                apiKey = credential.trimmingCharacters(in: .whitespaces)
             }
         }
         guard let apiKey, !apiKey.isEmpty else {

@@ -23,6 +23,14 @@ enum ClientTokens {
 
 /// Token checks shared by the admin API and client tokens.
 enum BearerTokens {
+    /// The credential of an `Authorization: Bearer <credential>` value (scheme case-insensitive);
+    /// nil for another scheme or none.
+    static func credential(in authorization: String) -> Substring? {
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1]
+    }
+
     /// Whether `token`'s SHA-256 is one of `digests`. Every digest is compared in full,
     /// whatever matches: the time does not tell which, nor how much of one, matched.
     static func matches(_ token: String, digests: [[UInt8]]) -> Bool {
