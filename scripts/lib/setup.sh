@@ -39,8 +39,8 @@ sluice_apt_install() {
 # Packages every Sluice build and test needs.
 SLUICE_APT_PACKAGES=(libhiredis-dev pkg-config redis-server redis-tools)
 
-# What the test suite adds: Debian's nginx (with auth_request) for the gateway tests.
-SLUICE_TEST_APT_PACKAGES=(nginx-light)
+# What the test suite adds: the gateways it puts in front of Sluice (nginx with auth_request, Caddy, HAProxy with Lua).
+SLUICE_TEST_APT_PACKAGES=(nginx-light caddy haproxy)
 
 # The Debian redis-server package starts a system service where systemd runs; Sluice's
 # scripts never rely on it: they start their own servers on their own ports.
