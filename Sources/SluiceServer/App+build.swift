@@ -63,6 +63,15 @@ public func buildApplication(
             services.append(
                 Application(
                     router: adminRouter,
+                    // The same HTTP edge as the decision listener (body deadline, JSON errors for
+                    // malformed requests), without the check fast path.
+                    server: HTTPServerBuilder { responder in
+                        DecisionHTTPChannel(
+                            http1: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(30))),
+                            bodyTimeout: .milliseconds(Int64(config.bodyTimeoutMs)),
+                            makeCheckHandler: { CheckChannelHandler(decider: decider, store: store, answersChecks: false) }
+                        )
+                    },
                     configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: "sluice-admin"),
                     onServerRunning: { channel in
                         adminLogger.info("admin listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
@@ -85,6 +94,7 @@ public func buildApplication(
         server: HTTPServerBuilder { responder in
             DecisionHTTPChannel(
                 http1: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(30))),
+                bodyTimeout: .milliseconds(Int64(config.bodyTimeoutMs)),
                 makeCheckHandler: { CheckChannelHandler(decider: decider, store: store) }
             )
         },

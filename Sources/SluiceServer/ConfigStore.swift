@@ -109,15 +109,16 @@ public final class ConfigReloader: Service, Sendable {
             let old = self.store.current.config
             if config.redis != old.redis || config.host != old.host || config.port != old.port
                 || config.overLimitCacheEntries != old.overLimitCacheEntries || config.logLevel != old.logLevel
+                || config.bodyTimeoutMs != old.bodyTimeoutMs
             {
                 self.logger.warning(
-                    "redis, server, over_limit_cache and logging settings change only with a restart; the rest of the new config is in force"
+                    "redis, server (but forward_auth), over_limit_cache and logging settings change only with a restart; the rest of the new config is in force"
                 )
             }
             self.store.replace(with: config)
             // Remembered denials were made under the old limits.
             self.cache?.removeAll()
-            self.logger.info("config reloaded", metadata: [
+            self.logger.notice("config reloaded", metadata: [
                 "plans": "\(config.rules.plans.count)", "api_keys": "\(config.rules.keyCount)",
             ])
             for orphan in self.store.current.keyring.orphans {

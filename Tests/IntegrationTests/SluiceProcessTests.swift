@@ -215,7 +215,7 @@ struct SluiceProcessTests {
     @Test("an evicting Redis is warned about loudly: a log line and readyz")
     func evictionWarning() async throws {
         let redis = try await RedisServer.start(arguments: ["--maxmemory-policy", "volatile-lru"])
-        let sluice = try SluiceProcess(yaml: "redis: { url: \(redis.url) }\n")
+        let sluice = try SluiceProcess(yaml: "redis: { url: \(redis.url) }\nplans: { p: { throttle: { rate: 1, burst: 1 } } }\napi_keys: [ { key: k, plan: p } ]\n")
         try await sluice.waitUntilReady()
         let readyz = try await HTTPTestClient.request(port: sluice.port, path: "/readyz")
         #expect((readyz.json["warnings"] as? [String] ?? []).contains { $0.contains("volatile-lru") })
@@ -287,12 +287,26 @@ struct ConfigReloadTests {
             try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p"
         }
         #expect(known != nil, "k2 not in force after SIGHUP: \(sluice.log)")
+        let noticed = sluice.log.split(separator: "\n").contains { $0.contains("config reloaded") && $0.contains(#""level":"notice""#) }
+        #expect(noticed, "the reload's success is logged at notice: \(sluice.log)")
+
+        // An empty file, or one caught half-written (plans, no keys yet, no admin API), would
+        // refuse every request: rejected, logged at error, and the running config stays.
+        for (index, thin) in ["", base].enumerated() {
+            try thin.write(to: sluice.configPath, atomically: true, encoding: .utf8)
+            kill(sluice.pid, SIGHUP)
+            let refused = try await poll(.seconds(5), every: .milliseconds(50)) {
+                sluice.log.split(separator: "\n").filter { $0.contains("config reload rejected") && $0.contains(#""level":"error""#) }.count == index + 1
+            }
+            #expect(refused != nil, "\(thin.debugDescription) not refused: \(sluice.log)")
+            #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p")
+        }
+        #expect(sluice.log.contains("plans: at least one plan is required") && sluice.log.contains("api_keys: at least one key is required"))
 
         try "plans: { p: { throttle: { rate: -1, burst: 5 } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
         kill(sluice.pid, SIGHUP)
-        let rejected = try await poll(.seconds(5), every: .milliseconds(50)) { sluice.log.contains("config reload rejected") }
+        let rejected = try await poll(.seconds(5), every: .milliseconds(50)) { sluice.log.contains("plans.p.throttle.rate: must be a positive number") }
         #expect(rejected != nil, "\(sluice.log)")
-        #expect(sluice.log.contains("plans.p.throttle.rate: must be a positive number"))
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"k2","cost":0}"#).json["plan"] as? String == "p")
         #expect(await sluice.terminate() == 0)
     }

@@ -50,9 +50,9 @@ struct ConfigLoaderTests {
         #expect(config.rules.resolve(apiKey: "nope") == nil)
     }
 
-    @Test("defaults apply to an empty file, with the default-secret warning")
+    @Test("defaults apply to a file of one plan and key, with the default-secret warning")
     func defaults() throws {
-        let config = try ConfigLoader.parse(yaml: "", source: "empty.yaml")
+        let config = try ConfigLoader.parse(yaml: Self.minimalRules, source: "minimal.yaml")
         #expect(config.redis.url == (try RedisURL("redis://127.0.0.1:6379/0")))
         #expect(config.redis.timeoutMs == 100)
         #expect(config.host == "127.0.0.1")
@@ -63,13 +63,33 @@ struct ConfigLoaderTests {
         #expect(config.warnings.contains { $0.contains("SLUICE_KEY_SECRET") })
     }
 
+    /// The least a config must hold: a plan and a key.
+    static let minimalRules = "plans: { p: { throttle: { rate: 1, burst: 1 } } }\napi_keys: [ { key: k, plan: p } ]\n"
+
+    @Test("a file with nothing to enforce is refused: no plans (empty or half-written), or plans and no key while no runtime key can exist")
+    func nothingToEnforce() throws {
+        for (yaml, path) in [("", "plans"), ("   \n", "plans"), ("redis: { timeout_ms: 100 }\n", "plans"), ("plans: {}\n", "plans"),
+                             ("plans: { p: { throttle: { rate: 1, burst: 1 } } }\n", "api_keys"),
+                             ("plans: { p: { throttle: { rate: 1, burst: 1 } } }\napi_keys: []\n", "api_keys")] {
+            do {
+                _ = try ConfigLoader.parse(yaml: yaml, source: "thin.yaml")
+                Issue.record("\(yaml.debugDescription) must be refused")
+            } catch {
+                #expect(error.problems.map(\.path) == [path], "\(yaml.debugDescription): \(error.problems)")
+            }
+        }
+        // With the admin API on, keys may all be created at runtime.
+        let runtimeOnly = try ConfigLoader.parse(yaml: "admin: { port: 9091 }\nplans: { p: { throttle: { rate: 1, burst: 1 } } }\n", source: "a.yaml")
+        #expect(runtimeOnly.rules.keyCount == 0 && runtimeOnly.admin != nil)
+    }
+
     @Test("flag > environment > file > default")
     func precedence() throws {
         let yaml = """
             redis: { url: redis://file:1/0 }
             server: { host: file-host, port: 1111 }
             logging: { level: error }
-            """
+            """ + "\n" + Self.minimalRules
         let env = ["SLUICE_REDIS_URL": "redis://env:2/0", "SLUICE_HOST": "env-host", "SLUICE_PORT": "2222", "SLUICE_LOG_LEVEL": "warning"]
         let fromFile = try ConfigLoader.parse(yaml: yaml, source: "f.yaml")
         #expect(fromFile.redis.url.host == "file" && fromFile.host == "file-host" && fromFile.port == 1111 && fromFile.logLevel == "error")
@@ -123,6 +143,8 @@ struct ConfigLoaderTests {
             ("bad_limits", "limits.max_cost", "between"),
             ("invalid_yaml", "", "invalid YAML"),
             ("missing_plan_field", "api_keys[0].plan", "required"),
+            ("bad_route_from", "server.forward_auth.route_from", "original, forwarded or path"),
+            ("bad_body_timeout", "server.body_timeout_ms", "between"),
         ]
     )
     func errorClass(fixture: String, path: String, reason: String) {

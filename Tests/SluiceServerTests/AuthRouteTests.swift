@@ -50,18 +50,16 @@ struct AuthRouteTests {
         }
     }
 
-    @Test("the route comes from nginx's or Traefik's headers; route patterns apply")
+    @Test("the route comes from nginx's headers by default, route patterns apply; the Envoy path form wins")
     func routes() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let nginx = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "POST", "X-Original-URI": "/v1/models/gpt/predict?s=1"])
             #expect(nginx.status == .noContent)
             #expect(nginx.header("RateLimit-Policy")?.hasPrefix(#""route:POST /v1/models/{model}/predict";q=1;w=100"#) == true)
-            // Another model, through Traefik's headers: the same bucket (one per key for the pattern).
-            let traefik = try await self.auth(
-                h, ["X-Api-Token": "k", "X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/v1/models/other/predict"]
-            )
-            #expect(traefik.status == .tooManyRequests && traefik.deniedBy == "route:POST /v1/models/{model}/predict")
+            // Another model: the same bucket (one per key for the pattern).
+            let other = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "POST", "X-Original-URI": "/v1/models/other/predict"])
+            #expect(other.status == .tooManyRequests && other.deniedBy == "route:POST /v1/models/{model}/predict")
             // Envoy's ext_authz: the original path after /v1/auth, with the original method;
             // allowed is 200 there (Envoy takes nothing else as allowed).
             let envoyAllowed = try await h.send(
@@ -71,7 +69,7 @@ struct AuthRouteTests {
             // The path wins over route headers a client could have set.
             let spoofed = try await h.send(
                 "/v1/auth/v1/models/x/predict", method: .post,
-                headers: [HTTPField.Name("X-Api-Token")!: "k", HTTPField.Name("X-Forwarded-Method")!: "GET", HTTPField.Name("X-Forwarded-Uri")!: "/cheap"],
+                headers: [HTTPField.Name("X-Api-Token")!: "k", HTTPField.Name("X-Original-Method")!: "GET", HTTPField.Name("X-Original-URI")!: "/cheap"],
                 body: nil
             )
             #expect(spoofed.status == .tooManyRequests && spoofed.deniedBy == "route:POST /v1/models/{model}/predict")
@@ -84,12 +82,81 @@ struct AuthRouteTests {
         }
     }
 
+    @Test("only the configured pair of route headers counts: a client's copy of the other pair, or one header of each, steers nothing", arguments: ["original", "forwarded", "path"])
+    func clientCannotSteer(source: String) async throws {
+        let redis = try await RedisServer.start()
+        let yaml = Self.yaml.replacingOccurrences(of: "server: { api_key_header: X-Api-Token }", with: "server: { api_key_header: X-Api-Token, forward_auth: { route_from: \(source) } }")
+        try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
+            let route = ["POST", "/v1/models/gpt/predict"]
+            let original = ["X-Original-Method": route[0], "X-Original-URI": route[1]]
+            let forwarded = ["X-Forwarded-Method": route[0], "X-Forwarded-Uri": route[1]]
+            let trusted: [String: String]? = source == "original" ? original : source == "forwarded" ? forwarded : nil
+            let untrusted = [source == "original" ? nil : original, source == "forwarded" ? nil : forwarded].compactMap { $0 }
+            // Untrusted pairs, and each mix of one header from each pair: charged to the plan
+            // throttle as a request without a route, never to the route bucket.
+            var attempts = untrusted
+            attempts.append(["X-Original-Method": route[0], "X-Forwarded-Uri": route[1]])
+            attempts.append(["X-Forwarded-Method": route[0], "X-Original-URI": route[1]])
+            for headers in attempts {
+                let r = try await self.auth(h, headers.merging(["X-Api-Token": "k"]) { a, _ in a })
+                let names = Set(headers.keys)
+                // A lone header of the trusted pair is a 400 (the gateway sent half a route).
+                let half = (trusted.map { Set($0.keys).intersection(names).count == 1 }) ?? false
+                if half {
+                    #expect(r.status == .badRequest && r.errorCode == "invalid_route", "\(source) \(headers)")
+                } else {
+                    let policy = r.header("RateLimit-Policy") ?? "-"
+                    #expect(policy.hasPrefix(#""throttle";"#), "\(source) \(headers): \(policy)")
+                }
+            }
+            // The trusted pair does choose the route.
+            if let trusted {
+                let r = try await self.auth(h, trusted.merging(["X-Api-Token": "k"]) { a, _ in a })
+                #expect(r.status == .noContent && r.header("RateLimit-Policy")?.hasPrefix(#""route:POST /v1/models/{model}/predict""#) == true)
+            }
+            // Nothing was charged to the route bucket but the trusted request.
+            let state = try await h.check(key: "k", route: "POST /v1/models/any/predict", cost: 0)
+            #expect(state.remaining(of: "route:POST /v1/models/{model}/predict") == (trusted == nil ? 1 : 0), "\(source)")
+        }
+    }
+
+    @Test("X-Sluice-Deny-Status: 403 turns a 429 into a 403 and names the meant status in X-Sluice-Status on every answer")
+    func denyStatus() async throws {
+        let redis = try await RedisServer.start()
+        // "fresh" is asked only once Redis is down, so no remembered denial answers for it.
+        let yaml = Self.yaml.replacingOccurrences(of: "{ key: o, plan: open } ]", with: "{ key: o, plan: open }, { key: fresh, plan: p } ]")
+        try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
+            let remap = ["X-Sluice-Deny-Status": "403"]
+            let ok = try await self.auth(h, remap.merging(["X-Api-Token": "k"]) { a, _ in a })
+            #expect(ok.status == .noContent && ok.header("X-Sluice-Status") == "204")
+            _ = try await self.auth(h, ["X-Api-Token": "k"])
+            let denied = try await self.auth(h, remap.merging(["X-Api-Token": "k"]) { a, _ in a })
+            #expect(denied.status == .forbidden && denied.header("X-Sluice-Status") == "429" && denied.deniedBy == "throttle")
+            #expect(denied.header("Retry-After") != nil && denied.header("RateLimit-Policy") != nil)
+            let unknown = try await self.auth(h, remap.merging(["X-Api-Token": "stranger"]) { a, _ in a })
+            #expect(unknown.status == .forbidden && unknown.header("X-Sluice-Status") == "403")
+            let missing = try await self.auth(h, remap)
+            #expect(missing.status == .unauthorized && missing.header("X-Sluice-Status") == "401" && missing.errorCode == "missing_api_key")
+            let bad = try await self.auth(h, remap.merging(["X-Api-Token": "k", "X-RateLimit-Cost": "x"]) { a, _ in a })
+            #expect(bad.status == .badRequest && bad.header("X-Sluice-Status") == "400")
+            // Without the header a denial stays a 429 and no X-Sluice-Status is sent.
+            let plain = try await self.auth(h, ["X-Api-Token": "k"])
+            #expect(plain.status == .tooManyRequests && plain.header("X-Sluice-Status") == nil)
+            let other = try await self.auth(h, ["X-Api-Token": "k", "X-Sluice-Deny-Status": "200"])
+            #expect(other.status == .badRequest && other.errorCode == "invalid_deny_status")
+            redis.stop()
+            let down = try await self.auth(h, remap.merging(["X-Api-Token": "fresh"]) { a, _ in a })
+            #expect(down.status == .serviceUnavailable && down.header("X-Sluice-Status") == "503")
+        }
+    }
+
     @Test("401 without a key, 403 for an unknown key, 400 for bad cost or route headers; nothing consumed")
     func errors() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let none = try await self.auth(h, [:])
             #expect(none.status == .unauthorized && none.errorCode == "missing_api_key")
+            #expect(none.header("WWW-Authenticate") == #"Bearer realm="sluice""#)
             let basic = try await self.auth(h, ["Authorization": "Basic abc"])
             #expect(basic.status == .unauthorized)
             let unknown = try await self.auth(h, ["X-Api-Token": "stranger"])

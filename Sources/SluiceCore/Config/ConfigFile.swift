@@ -112,11 +112,15 @@ struct ConfigFile: Decodable {
         var port: Int?
         var apiKeyHeader: String?
         var clientTokensSHA256: [String]?
+        var bodyTimeoutMs: Int?
+        var forwardAuth: ForwardAuthSection?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case host, port
             case apiKeyHeader = "api_key_header"
             case clientTokensSHA256 = "client_tokens_sha256"
+            case bodyTimeoutMs = "body_timeout_ms"
+            case forwardAuth = "forward_auth"
         }
 
         init(from decoder: any Decoder) throws {
@@ -126,6 +130,22 @@ struct ConfigFile: Decodable {
             self.port = try c.decodeIfPresent(Int.self, forKey: .port)
             self.apiKeyHeader = try c.decodeIfPresent(String.self, forKey: .apiKeyHeader)
             self.clientTokensSHA256 = try c.decodeIfPresent([String].self, forKey: .clientTokensSHA256)
+            self.bodyTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .bodyTimeoutMs)
+            self.forwardAuth = try c.decodeIfPresent(ForwardAuthSection.self, forKey: .forwardAuth)
+        }
+    }
+
+    struct ForwardAuthSection: Decodable {
+        var routeFrom: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case routeFrom = "route_from"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.routeFrom = try c.decodeIfPresent(String.self, forKey: .routeFrom)
         }
     }
 

@@ -180,6 +180,20 @@ private struct Validator {
         if apiKeyHeader.isEmpty || RequestRoute("\(apiKeyHeader) /") == nil || apiKeyHeader.contains("*") {
             self.fail("server.api_key_header", "must be an HTTP header name")
         }
+        var routeSource = ForwardAuthRouteSource.original
+        let routeSourceText = self.environment["SLUICE_FORWARD_AUTH_ROUTE_FROM"] ?? file.server?.forwardAuth?.routeFrom
+        if let text = routeSourceText {
+            if let value = ForwardAuthRouteSource(rawValue: text.lowercased()) {
+                routeSource = value
+            } else {
+                let fromEnv = self.environment["SLUICE_FORWARD_AUTH_ROUTE_FROM"] != nil
+                self.fail(
+                    fromEnv ? "" : "server.forward_auth.route_from", "must be original, forwarded or path, not \"\(text)\"",
+                    source: fromEnv ? "SLUICE_FORWARD_AUTH_ROUTE_FROM" : nil
+                )
+            }
+        }
+        let bodyTimeoutMs = self.bounded(file.server?.bodyTimeoutMs, "server.body_timeout_ms", default: 10_000, 1...600_000)
 
         // limits
         let defaults = InputBounds()
@@ -328,6 +342,17 @@ private struct Validator {
             }
         }
 
+        // A file with nothing to enforce is almost always a mistake (an empty or half-written
+        // file): every key would turn unknown and every request be refused.
+        if (file.plans ?? [:]).isEmpty {
+            self.fail("plans", "at least one plan is required (a config without plans refuses every request)")
+        } else if (file.apiKeys ?? []).isEmpty && admin == nil {
+            self.fail(
+                "api_keys",
+                "at least one key is required when the admin API is off (admin:): no runtime key can exist, so every request would be refused"
+            )
+        }
+
         guard self.problems.isEmpty else { return nil }
         return SluiceConfig(
             admin: admin,
@@ -341,6 +366,8 @@ private struct Validator {
             host: host,
             port: port,
             apiKeyHeader: apiKeyHeader,
+            routeSource: routeSource,
+            bodyTimeoutMs: bodyTimeoutMs,
             bounds: bounds,
             overLimitCacheEntries: cacheEntries,
             logLevel: logLevel,

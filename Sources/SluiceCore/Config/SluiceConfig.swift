@@ -34,6 +34,10 @@ public struct SluiceConfig: Sendable {
     public var port: Int
     /// The header `/v1/auth` reads the API key from (besides `Authorization: Bearer`).
     public var apiKeyHeader: String
+    /// Which headers `/v1/auth` takes the original request's method and URI from.
+    public var routeSource: ForwardAuthRouteSource
+    /// How long a request body may take to arrive, in milliseconds, before a 408.
+    public var bodyTimeoutMs: Int
     /// Input bounds (section `limits`).
     public var bounds: InputBounds
     /// Entries of the local over-limit cache; 0 when it is off.
@@ -52,6 +56,19 @@ public struct SluiceConfig: Sendable {
     public var warnings: [String]
     /// The file it came from.
     public var source: String
+}
+
+/// Where `/v1/auth` finds the request a gateway asks about (`server.forward_auth.route_from`).
+///
+/// Exactly one source is trusted: a client can send any header, so the pair the gateway does not
+/// set could carry a client's choice of route. Pairs are never mixed.
+public enum ForwardAuthRouteSource: String, Sendable, Hashable, CaseIterable {
+    /// `X-Original-Method` + `X-Original-URI` (nginx `auth_request`, the HAProxy example).
+    case original
+    /// `X-Forwarded-Method` + `X-Forwarded-Uri` (Caddy `forward_auth`, Traefik `ForwardAuth`).
+    case forwarded
+    /// Only the path after `/v1/auth/` with the sub-request's method (Envoy `ext_authz`).
+    case path
 }
 
 /// Values given on the command line; they win over the environment and the file.

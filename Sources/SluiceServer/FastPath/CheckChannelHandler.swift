@@ -2,6 +2,7 @@ import DequeModule
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import SluiceCore
 
@@ -55,6 +56,9 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let decider: Decider
     private let store: ConfigStore
+    /// False on the admin listener: every request goes to the router, and the handler only
+    /// keeps answers in order and turns framing errors into JSON 400s.
+    private let answersChecks: Bool
     private var state: State = .idle
     /// Requests passed on whose responses have not been written completely.
     private var passedOutstanding = 0
@@ -64,9 +68,10 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var dateCache = DateHeader()
 
-    init(decider: Decider, store: ConfigStore) {
+    init(decider: Decider, store: ConfigStore, answersChecks: Bool = true) {
         self.decider = decider
         self.store = store
+        self.answersChecks = answersChecks
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -90,6 +95,11 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if self.held.isEmpty, case .collecting = self.state, let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            // The client stopped sending mid-body: the check can never complete.
+            self.respond(error: .incompleteBody, closeAfter: true, context: context)
+            return
+        }
         // Input closed (the client half-closed) must not reach the router before the answers
         // to the requests read before it.
         if !self.held.isEmpty || !self.canHandle(.event(event)) {
@@ -100,12 +110,29 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A decoding error answered by the router must come after earlier answers too.
+        // A decoding error must come after earlier answers too.
         if !self.held.isEmpty || !self.canHandle(.error(error)) {
             self.held.append(.error(error))
             return
         }
-        context.fireErrorCaught(error)
+        self.handle(error: error, context: context)
+    }
+
+    /// An error read when every earlier answer has been written (or mid-check).
+    private func handle(error: any Error, context: ChannelHandlerContext) {
+        switch self.state {
+        case .collecting, .idle:
+            // Malformed framing mid-check, or a request the decoder refused: answered here with
+            // the JSON error (the router's fallback would send an empty 400), then closed, since
+            // nothing after a framing error can be trusted.
+            if error is HTTPParserError {
+                self.respond(error: .malformedRequest(error), closeAfter: true, context: context)
+                return
+            }
+            context.fireErrorCaught(error)
+        case .passing, .deciding, .closing:
+            context.fireErrorCaught(error)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -121,28 +148,36 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return false
         case .idle:
             switch entry {
-            case .part(.head(let head)) where Self.isCheck(head):
+            case .part(.head(let head)) where self.answersChecks && Self.isCheck(head):
                 // A check waits until every response before it has been written.
                 return self.passedOutstanding == 0
             case .part:
                 return true
-            case .event, .error:
-                // Between requests: the router may act on them once it has answered.
+            case .event:
+                // Between requests: the router may act on it once it has answered.
                 return true
+            case .error:
+                // Answered here once the router has answered what came before.
+                return self.passedOutstanding == 0
             }
-        case .passing, .collecting:
-            // Mid-request: the router's request is the one the error or event is about; a check
-            // being collected is answered before the router sees what follows.
-            if case .collecting = self.state, case .part = entry { return true }
-            if case .collecting = self.state { return false }
+        case .passing:
+            // Mid-request: the router's request is the one the error or event is about.
             return true
+        case .collecting:
+            // A check being collected is answered before the router sees what follows; a framing
+            // error ends it (answered at once).
+            switch entry {
+            case .part: return true
+            case .error(let error): return error is HTTPParserError
+            case .event: return false
+            }
         }
     }
 
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (self.state, part) {
         case (.idle, .head(let head)):
-            if Self.isCheck(head) {
+            if self.answersChecks && Self.isCheck(head) {
                 self.state = .collecting(self.begin(head))
             } else {
                 self.passedOutstanding += 1
@@ -273,7 +308,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch entry {
             case .part(let part): self.handle(part, context: context)
             case .event(let event): context.fireUserInboundEventTriggered(event)
-            case .error(let error): context.fireErrorCaught(error)
+            case .error(let error): self.handle(error: error, context: context)
             }
             handled = true
         }

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import SluiceCore
 
 /// An error answer: `{"error": {"code": ..., "message": ...}}` with an HTTP status.
@@ -24,6 +25,19 @@ struct APIError: HTTPResponseError {
         self.init(error.tooLarge ? .contentTooLarge : .badRequest, code: error.code, message: error.message)
     }
 
+    /// The challenge every 401 carries: API keys, admin and gateway tokens are all bearer
+    /// credentials (the gateway token travels in `X-Sluice-Token`, as the message says).
+    static let challenge = #"Bearer realm="sluice""#
+
+    /// A request whose framing the HTTP decoder refused (bad chunking, conflicting lengths,
+    /// oversized headers, a body cut short by the client's half-close, garbage).
+    static func malformedRequest(_ error: any Error) -> APIError {
+        APIError(.badRequest, code: "malformed_request", message: "the request is not well-formed HTTP/1.1 (\(error))")
+    }
+
+    /// A body that ended before its declared length (the client closed its side).
+    static let incompleteBody = APIError(.badRequest, code: "incomplete_body", message: "the request body ended before it was complete")
+
     static func backendUnavailable(_ detail: String) -> APIError {
         APIError(.serviceUnavailable, code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
     }
@@ -43,6 +57,10 @@ struct APIError: HTTPResponseError {
         writer.errorObject(code: self.code, message: self.message)
         var headers = HTTPFields()
         headers[.contentType] = DecisionResponse.jsonContentType
+        if self.status == .unauthorized {
+            // RFC 9110 §11.6.1: a 401 names the scheme that would work.
+            headers[.wwwAuthenticate] = Self.challenge
+        }
         return (headers, writer.buffer)
     }
 }
@@ -75,6 +93,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             let message = error.body ?? error.status.reasonPhrase
             return APIError(error.status, code: code, message: message).response(allocator: ByteBufferAllocator())
+        } catch let error as HTTPParserError {
+            // Framing broke while a route read its body (the decoder's error reaches the body stream).
+            var response = APIError.malformedRequest(error).response(allocator: ByteBufferAllocator())
+            response.headers[.connection] = "close"
+            return response
         } catch is NIOTooManyBytesError {
             return APIError(.contentTooLarge, code: "body_too_large", message: "request body is too large")
                 .response(allocator: ByteBufferAllocator())

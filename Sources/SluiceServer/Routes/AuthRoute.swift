@@ -6,14 +6,21 @@ import SluiceCore
 
 /// `/v1/auth` (any method): the forward-auth endpoint for gateways that can only send
 /// a sub-request with the original request's headers (nginx `auth_request`, Traefik
-/// `ForwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`).
+/// `ForwardAuth`, Caddy `forward_auth`, HAProxy, Envoy `ext_authz`).
 ///
 /// The key comes from `server.api_key_header` (default `X-API-Key`) or
-/// `Authorization: Bearer`; the route from `X-Original-Method` + `X-Original-URI` (nginx)
-/// or `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik, Caddy); the cost from
-/// `X-RateLimit-Cost`. Answers: 204 allowed, 429 denied (the decision as JSON),
-/// 401 no key, 403 unknown key, 400 bad headers, 503 when Redis is down and the plan
-/// fails closed (204 when it fails open).
+/// `Authorization: Bearer`; the cost from `X-RateLimit-Cost`; the route from the one source
+/// `server.forward_auth.route_from` trusts (docs/ARCHITECTURE.md, "Forward auth"):
+/// `X-Original-Method` + `X-Original-URI`, `X-Forwarded-Method` + `X-Forwarded-Uri`, or the
+/// path after `/v1/auth/` (Envoy's path form, which wins under every setting since the gateway
+/// builds that URL itself). Answers: 204 allowed, 429 denied (the decision as JSON), 401 no key,
+/// 403 unknown key, 400 bad headers, 503 when Redis is down and the plan fails closed (204
+/// when it fails open).
+///
+/// A gateway that can pass on only 401 and 403 without dropping the client's connection
+/// (nginx `auth_request` turns anything else into a 500) sends `X-Sluice-Deny-Status: 403`:
+/// a rate-limit denial then comes as 403, and every answer names the status Sluice means in
+/// `X-Sluice-Status`.
 struct AuthRoute: Sendable {
     static let methods: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch, .head, .options]
     static let originalMethod = HTTPField.Name("X-Original-Method")!
@@ -21,6 +28,8 @@ struct AuthRoute: Sendable {
     static let forwardedMethod = HTTPField.Name("X-Forwarded-Method")!
     static let forwardedURI = HTTPField.Name("X-Forwarded-Uri")!
     static let cost = HTTPField.Name("X-RateLimit-Cost")!
+    static let denyStatus = HTTPField.Name("X-Sluice-Deny-Status")!
+    static let meantStatus = HTTPField.Name("X-Sluice-Status")!
 
     let decider: Decider
     let store: ConfigStore
@@ -43,6 +52,26 @@ struct AuthRoute: Sendable {
     }
 
     func handle(_ request: Request, context: SluiceRequestContext) async throws -> Response {
+        guard let remap = request.headers[Self.denyStatus] else {
+            return try await self.decide(request, context: context)
+        }
+        guard remap == "403" else {
+            throw APIError(.badRequest, code: "invalid_deny_status", message: "X-Sluice-Deny-Status may only be 403")
+        }
+        var response: Response
+        do {
+            response = try await self.decide(request, context: context)
+        } catch let error as APIError {
+            response = error.response(allocator: ByteBufferAllocator())
+        }
+        response.headers[Self.meantStatus] = String(response.status.code)
+        if response.status == .tooManyRequests {
+            response.status = .forbidden
+        }
+        return response
+    }
+
+    private func decide(_ request: Request, context: SluiceRequestContext) async throws -> Response {
         var suffixRoute: RequestRoute?
         let path = request.uri.path
         if path.hasPrefix("/v1/auth/") {
@@ -93,8 +122,14 @@ struct AuthRoute: Sendable {
         }
 
         var route: RequestRoute?
-        let method = headers[Self.originalMethod] ?? headers[Self.forwardedMethod]
-        let target = headers[Self.originalURI] ?? headers[Self.forwardedURI]
+        // One trusted pair, never mixed: the other pair may be a client's.
+        let method: String?
+        let target: String?
+        switch snapshot.config.routeSource {
+        case .original: (method, target) = (headers[Self.originalMethod], headers[Self.originalURI])
+        case .forwarded: (method, target) = (headers[Self.forwardedMethod], headers[Self.forwardedURI])
+        case .path: (method, target) = (nil, nil)
+        }
         if let pathRoute {
             // The path form (Envoy) carries the request itself: headers a client could have
             // set do not override it.

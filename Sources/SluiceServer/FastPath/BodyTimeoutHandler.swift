@@ -1,0 +1,94 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+/// Ends a request whose body has not arrived within `server.body_timeout_ms` of its head with
+/// a 408 and closes the connection.
+///
+/// Hummingbird's idle timeout restarts with every byte read, so a body sent a byte a second
+/// would otherwise hold a connection (and a check waiting for its body) forever. Sits right
+/// after Hummingbird's `HTTPConnectionStateHandler`, so it sees every request part and every
+/// response part of the connection.
+final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+    private var requestsRead = 0
+    private var responsesStarted = 0
+    private var responsesEnded = 0
+
+    /// - Parameter timeout: how long a body may take, from its request's head to its end.
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head:
+            self.requestsRead += 1
+            self.deadline?.cancel()
+            let timeout = self.timeout
+            self.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                self.expire(context: context)
+            }
+        case .end:
+            self.deadline?.cancel()
+            self.deadline = nil
+        case .body:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch self.unwrapOutboundIn(data) {
+        case .head: self.responsesStarted += 1
+        case .end: self.responsesEnded += 1
+        case .body: break
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.deadline?.cancel()
+        self.deadline = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.deadline?.cancel()
+        self.deadline = nil
+    }
+
+    private func expire(context: ChannelHandlerContext) {
+        self.deadline = nil
+        guard context.channel.isActive else { return }
+        // The 408 may go out only where this request's answer belongs: every earlier answer
+        // written in full, none of this one's begun. Otherwise the connection just closes.
+        let earlier = self.requestsRead - 1
+        if self.responsesStarted == earlier && self.responsesEnded == earlier {
+            let error = APIError(
+                .requestTimeout, code: "body_timeout",
+                message: "the request body did not arrive within \(self.timeout.nanoseconds / 1_000_000) ms"
+            )
+            let (rendered, body) = error.rendered(allocator: context.channel.allocator)
+            var headers = rendered
+            headers[.contentLength] = String(body.readableBytes)
+            headers[.connection] = "close"
+            headers[.server] = "sluice"
+            var date = DateHeader()
+            headers[.date] = date.current()
+            context.write(self.wrapOutboundOut(.head(HTTPResponse(status: .requestTimeout, headerFields: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(body)), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.close(promise: nil)
+    }
+}
