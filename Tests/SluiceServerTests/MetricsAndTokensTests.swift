@@ -53,6 +53,52 @@ struct MetricsAndTokensTests {
         }
     }
 
+    @Test("/metrics before any traffic: every family has # HELP and # TYPE; the series the config can produce are there at 0")
+    func helpAndZeroSeries() async throws {
+        let redis = try await RedisServer.start()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let text = try await h.get("/metrics").text
+            let lines = text.split(separator: "\n")
+            func families(_ prefix: String) -> [Substring] {
+                lines.filter { $0.hasPrefix(prefix) }.compactMap { $0.split(separator: " ").dropFirst(2).first }
+            }
+            let typed = families("# TYPE ")
+            #expect(typed.count >= 13)
+            #expect(Set(typed) == Set(families("# HELP ")), "\(text)")
+            for series in [
+                #"sluice_decisions_total{plan="p",result="allowed",limit="throttle"}"#,
+                #"sluice_decisions_total{plan="p",result="allowed",limit="quota"}"#,
+                #"sluice_decisions_total{plan="p",result="denied",limit="throttle"}"#,
+                #"sluice_decisions_total{plan="p",result="denied",limit="quota"}"#,
+                #"sluice_decisions_total{plan="p",result="unavailable",limit=""}"#,
+                #"sluice_decisions_total{plan="s",result="allowed",limit="throttle"}"#,
+                #"sluice_decisions_total{plan="s",result="shadow_denied",limit="throttle"}"#,
+                #"sluice_decisions_total{plan="s",result="unavailable",limit=""}"#,
+                #"sluice_decisions_total{plan="",result="unknown_key",limit=""}"#,
+                #"sluice_near_limit_decisions_total{plan="p",limit="throttle"}"#,
+                #"sluice_near_limit_decisions_total{plan="p",limit="quota"}"#,
+                #"sluice_shadow_denials_total{plan="s",limit="throttle"}"#,
+                #"sluice_backend_degraded_decisions_total{plan="p",outcome="unavailable"}"#,
+                #"sluice_redis_errors_total{kind="timeout"}"#,
+                #"sluice_redis_errors_total{kind="connection_closed"}"#,
+                #"sluice_redis_errors_total{kind="server_error"}"#,
+                #"sluice_config_reloads_total{result="success"}"#,
+                #"sluice_over_limit_cache_hits_total"#,
+                #"sluice_redis_reconnects_total"#,
+            ] {
+                #expect(Self.sample(text, series) == 0, "\(series)")
+            }
+            // Only series a plan can produce: a shadow plan never denies, a fail-closed plan never degrades.
+            #expect(Self.sample(text, #"sluice_decisions_total{plan="s",result="denied",limit="throttle"}"#) == nil)
+            #expect(Self.sample(text, #"sluice_decisions_total{plan="p",result="degraded",limit=""}"#) == nil)
+            // The series counted later are the same ones, not second copies.
+            _ = try await h.check(key: "k")
+            let after = try await h.get("/metrics").text
+            #expect(Self.sample(after, #"sluice_decisions_total{plan="p",result="allowed",limit="throttle"}"#) == 1)
+            #expect(after.components(separatedBy: "# TYPE sluice_decisions_total ").count == 2)
+        }
+    }
+
     @Test("/metrics counts backend-degraded decisions and Redis errors by kind")
     func degradedMetrics() async throws {
         let redis = try await RedisServer.start()

@@ -1,12 +1,15 @@
-import CoreMetrics
 import Prometheus
 import SluiceCore
 import SluiceRedis
 import Synchronization
 
-/// Every metric Sluice exports, by name, in one place. swift-metrics handles over a
-/// Prometheus registry of the application's own (not the process-global one), served
-/// as `/metrics` on the admin listener. Labels carry plan and limit names, never keys.
+/// Every metric Sluice exports, by name and help text, in one place. The metrics live in a
+/// Prometheus registry of the application's own (not a process-global one), served as
+/// `/metrics` on the admin listener. Labels carry plan and limit names, never keys.
+///
+/// Every family carries `# HELP` and `# TYPE`, and every label set Sluice can tell in
+/// advance is exported at 0 before it is first counted (``declare(plans:)``), so that
+/// `rate()` and `increase()` see a series start at 0 instead of appearing mid-way.
 public final class SluiceMetrics: RedisClientObserver, Sendable {
     /// Metric names.
     public enum Name {
@@ -38,6 +41,24 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         public static let runtimeKeys = "sluice_runtime_keys"
     }
 
+    /// The `# HELP` text of each metric, by name. One text per name: the registry refuses
+    /// two different texts for one name.
+    public static let help: [String: String] = [
+        Name.decisions: "Decisions made, by plan, result and the limit that decided (the most constraining one when allowed).",
+        Name.nearLimit: "Allowed decisions that left their most constraining limit under 20% of its capacity.",
+        Name.shadowDenials: "Requests that a shadow plan would have denied, by the limit that would have denied.",
+        Name.degraded: "Decisions made without Redis: allowed (the plan fails open) or unavailable (it fails closed, 503).",
+        Name.checkDuration: "Seconds from a decision request's body to its answer, by endpoint.",
+        Name.redisDuration: "Seconds from handing a command to the Redis client to its reply.",
+        Name.redisErrors: "Redis commands that failed, by kind of failure.",
+        Name.redisPending: "Redis commands in flight or waiting for a connection, sampled at scrape.",
+        Name.redisReconnects: "Redis connections re-established after a loss.",
+        Name.configReloads: "Config reloads (SIGHUP or the admin API), by result.",
+        Name.cacheHits: "Decisions answered from the local over-limit cache, without Redis.",
+        Name.cacheEntries: "Entries in the local over-limit cache, sampled at scrape.",
+        Name.runtimeKeys: "Runtime API keys this instance knows, sampled at scrape.",
+    ]
+
     /// The result label of a decision.
     public enum Result: String, Sendable {
         case allowed
@@ -48,21 +69,37 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         case unknownKey = "unknown_key"
     }
 
+    /// Decision endpoints, for the latency histogram's `endpoint` label.
+    public enum Endpoint: String, Sendable, CaseIterable {
+        case check
+        case batch
+        case auth
+    }
+
+    /// Every `kind` a Redis failure can be counted under: the client's error codes, an
+    /// error reply from Redis, anything else.
+    public static let redisErrorKinds: [String] =
+        [
+            SluiceRedisError.Code.timeout, .connectionClosed, .unavailable, .tooManyPending, .protocolError, .handshakeFailed,
+            .outOfMemory, .shutdown,
+        ].map(\.description) + ["server_error", "other"]
+
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
-    private let counters = Mutex<[CounterKey: CoreMetrics.Counter]>([:])
+    private let counters = Mutex<[CounterKey: Counter]>([:])
     /// The per-decision counters, by keys that hash existing strings: no allocation per
     /// decision once a series exists.
-    private let decisionCounters = Mutex<[DecisionKey: CoreMetrics.Counter]>([:])
-    private let timers: [String: CoreMetrics.Timer]
-    private let redisDuration: CoreMetrics.Timer
-    private let redisErrors = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let reconnects: CoreMetrics.Counter
-    private let cacheHitCounter: CoreMetrics.Counter
-    private let redisPendingGauge: CoreMetrics.Gauge
-    private let cacheEntriesGauge: CoreMetrics.Gauge
-    private let runtimeKeysGauge: CoreMetrics.Gauge
+    private let decisionCounters = Mutex<[DecisionKey: Counter]>([:])
+    /// The plans whose label sets were last declared, so a scrape without a reload in
+    /// between declares nothing.
+    private let declared = Mutex<Set<Plan>>([])
+    private let timers: [String: DurationHistogram]
+    private let redisDuration: DurationHistogram
+    private let reconnects: Counter
+    private let cacheHitCounter: Counter
+    private let redisPendingGauge: Gauge
+    private let cacheEntriesGauge: Gauge
+    private let runtimeKeysGauge: Gauge
 
     private struct CounterKey: Hashable {
         let name: String
@@ -81,84 +118,118 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         let limit: String
     }
 
-    /// Decision endpoints, for the latency histogram's `endpoint` label.
-    public enum Endpoint: String, Sendable, CaseIterable {
-        case check
-        case batch
-        case auth
-    }
-
-    /// Creates the metrics over a fresh registry.
+    /// Creates the metrics over a fresh registry, every label set that does not depend on
+    /// the config already at 0.
     public init() {
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
         let latencyBuckets: [Duration] = [
             .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
         ]
-        factory.defaultDurationHistogramBuckets = latencyBuckets
         self.registry = registry
-        self.factory = factory
-        var timers: [String: CoreMetrics.Timer] = [:]
+        var timers: [String: DurationHistogram] = [:]
         for endpoint in Endpoint.allCases {
-            timers[endpoint.rawValue] = CoreMetrics.Timer(
-                label: Name.checkDuration, dimensions: [("endpoint", endpoint.rawValue)], factory: factory
+            timers[endpoint.rawValue] = registry.makeDurationHistogram(
+                name: Name.checkDuration, labels: [("endpoint", endpoint.rawValue)], buckets: latencyBuckets, help: Self.help(Name.checkDuration)
             )
         }
         self.timers = timers
-        self.redisDuration = CoreMetrics.Timer(label: Name.redisDuration, factory: factory)
-        self.reconnects = CoreMetrics.Counter(label: Name.redisReconnects, factory: factory)
-        self.cacheHitCounter = CoreMetrics.Counter(label: Name.cacheHits, factory: factory)
-        self.redisPendingGauge = CoreMetrics.Gauge(label: Name.redisPending, factory: factory)
-        self.cacheEntriesGauge = CoreMetrics.Gauge(label: Name.cacheEntries, factory: factory)
-        self.runtimeKeysGauge = CoreMetrics.Gauge(label: Name.runtimeKeys, factory: factory)
-        // Present from the start, so dashboards see zeros rather than gaps.
+        self.redisDuration = registry.makeDurationHistogram(name: Name.redisDuration, buckets: latencyBuckets, help: Self.help(Name.redisDuration))
+        self.reconnects = registry.makeCounter(name: Name.redisReconnects, help: Self.help(Name.redisReconnects))
+        self.cacheHitCounter = registry.makeCounter(name: Name.cacheHits, help: Self.help(Name.cacheHits))
+        self.redisPendingGauge = registry.makeGauge(name: Name.redisPending, help: Self.help(Name.redisPending))
+        self.cacheEntriesGauge = registry.makeGauge(name: Name.cacheEntries, help: Self.help(Name.cacheEntries))
+        self.runtimeKeysGauge = registry.makeGauge(name: Name.runtimeKeys, help: Self.help(Name.runtimeKeys))
         for result in ["success", "failure"] {
             _ = self.counter(Name.configReloads, [("result", result)])
         }
-        _ = self.redisErrorCounter("timeout")
+        for kind in Self.redisErrorKinds {
+            _ = self.counter(Name.redisErrors, [("kind", kind)])
+        }
+        _ = self.decisionCounter(DecisionKey(series: .decisions(.unknownKey), plan: "", limit: ""))
     }
 
-    private func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+    private static func help(_ name: String) -> String {
+        self.help[name] ?? ""
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)]) -> Counter {
         let key = CounterKey(name: name, labels: labels.map { $0.0 + "=" + $0.1 })
         return self.counters.withLock { counters in
             if let counter = counters[key] { return counter }
-            let counter = CoreMetrics.Counter(label: name, dimensions: labels, factory: self.factory)
+            let counter = self.registry.makeCounter(name: name, labels: labels, help: Self.help(name))
             counters[key] = counter
             return counter
         }
     }
 
-    private func redisErrorCounter(_ kind: String) -> CoreMetrics.Counter {
-        self.redisErrors.withLock { counters in
-            if let counter = counters[kind] { return counter }
-            let counter = CoreMetrics.Counter(label: Name.redisErrors, dimensions: [("kind", kind)], factory: self.factory)
-            counters[kind] = counter
+    /// The counter of a decision series, made (at 0) the first time it is asked for.
+    private func decisionCounter(_ key: DecisionKey) -> Counter {
+        self.decisionCounters.withLock { counters in
+            if let counter = counters[key] {
+                return counter
+            }
+            let name: String
+            let labels: [(String, String)]
+            switch key.series {
+            case .decisions(let result):
+                (name, labels) = (Name.decisions, [("plan", key.plan), ("result", result.rawValue), ("limit", key.limit)])
+            case .nearLimit:
+                (name, labels) = (Name.nearLimit, [("plan", key.plan), ("limit", key.limit)])
+            case .shadowDenials:
+                (name, labels) = (Name.shadowDenials, [("plan", key.plan), ("limit", key.limit)])
+            case .degraded(let outcome):
+                (name, labels) = (Name.degraded, [("plan", key.plan), ("outcome", outcome)])
+            }
+            let counter = self.registry.makeCounter(name: name, labels: labels, help: Self.help(name))
+            counters[key] = counter
             return counter
         }
     }
 
     private func increment(_ key: DecisionKey) {
-        self.decisionCounters.withLock { counters in
-            if let counter = counters[key] {
-                counter.increment()
-                return
+        self.decisionCounter(key).increment()
+    }
+
+    /// Exports, at 0, every decision series the plans can produce that does not exist yet:
+    /// per plan, each of its limits as the deciding limit of an allowed decision, of a denial
+    /// (a shadow denial in a shadow plan) and of a near-limit decision, and the backend
+    /// outcome its `on_backend_error` policy gives. Series of plans no longer configured
+    /// stay, with their counts. Cheap when the plans are those of the last call.
+    /// - Parameter plans: the plans of the config in force.
+    public func declare<Plans: Sequence>(plans: Plans) where Plans.Element == Plan {
+        let plans = Set(plans)
+        let isNew = self.declared.withLock { declared in
+            guard declared != plans else { return false }
+            declared = plans
+            return true
+        }
+        guard isNew else { return }
+        for plan in plans {
+            var limits = plan.allLimits.map(\.name)
+            if plan.throttle == nil && plan.quota == nil {
+                // A request no route of the plan matches is allowed with no limit at all.
+                limits.append("")
             }
-            let counter: CoreMetrics.Counter
-            switch key.series {
-            case .decisions(let result):
-                counter = CoreMetrics.Counter(
-                    label: Name.decisions, dimensions: [("plan", key.plan), ("result", result.rawValue), ("limit", key.limit)], factory: self.factory
-                )
-            case .nearLimit:
-                counter = CoreMetrics.Counter(label: Name.nearLimit, dimensions: [("plan", key.plan), ("limit", key.limit)], factory: self.factory)
-            case .shadowDenials:
-                counter = CoreMetrics.Counter(label: Name.shadowDenials, dimensions: [("plan", key.plan), ("limit", key.limit)], factory: self.factory)
-            case .degraded(let outcome):
-                counter = CoreMetrics.Counter(label: Name.degraded, dimensions: [("plan", key.plan), ("outcome", outcome)], factory: self.factory)
+            for limit in limits {
+                _ = self.decisionCounter(DecisionKey(series: .decisions(.allowed), plan: plan.name, limit: limit))
+                guard !limit.isEmpty else { continue }
+                _ = self.decisionCounter(DecisionKey(series: .nearLimit, plan: plan.name, limit: limit))
+                if plan.shadow {
+                    _ = self.decisionCounter(DecisionKey(series: .decisions(.shadowDenied), plan: plan.name, limit: limit))
+                    _ = self.decisionCounter(DecisionKey(series: .shadowDenials, plan: plan.name, limit: limit))
+                } else {
+                    _ = self.decisionCounter(DecisionKey(series: .decisions(.denied), plan: plan.name, limit: limit))
+                }
             }
-            counters[key] = counter
-            counter.increment()
+            switch plan.onBackendError {
+            case .allow:
+                _ = self.decisionCounter(DecisionKey(series: .decisions(.degraded), plan: plan.name, limit: ""))
+                _ = self.decisionCounter(DecisionKey(series: .degraded("allowed"), plan: plan.name, limit: ""))
+            case .deny:
+                _ = self.decisionCounter(DecisionKey(series: .decisions(.unavailable), plan: plan.name, limit: ""))
+                _ = self.decisionCounter(DecisionKey(series: .degraded("unavailable"), plan: plan.name, limit: ""))
+            }
         }
     }
 
@@ -202,8 +273,7 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
 
     /// Records how long a decision endpoint took.
     public func recordCheck(_ endpoint: Endpoint, since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        self.timers[endpoint.rawValue]?.recordNanoseconds(Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        self.timers[endpoint.rawValue]?.record(ContinuousClock.now - start)
     }
 
     /// Counts a config reload.
@@ -213,9 +283,9 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
 
     /// Sets the values sampled at scrape time.
     public func sample(pendingRedisCommands: Int, cacheEntries: Int, runtimeKeys: Int) {
-        self.redisPendingGauge.record(pendingRedisCommands)
-        self.cacheEntriesGauge.record(cacheEntries)
-        self.runtimeKeysGauge.record(runtimeKeys)
+        self.redisPendingGauge.set(Int64(pendingRedisCommands))
+        self.cacheEntriesGauge.set(Int64(cacheEntries))
+        self.runtimeKeysGauge.set(Int64(runtimeKeys))
     }
 
     /// The registry in Prometheus's text format.
@@ -226,9 +296,9 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
     // MARK: RedisClientObserver
 
     public func commandCompleted(duration: Duration, errorKind: String?) {
-        self.redisDuration.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        self.redisDuration.record(duration)
         if let errorKind {
-            self.redisErrorCounter(errorKind).increment()
+            self.counter(Name.redisErrors, [("kind", errorKind)]).increment()
         }
     }
 
