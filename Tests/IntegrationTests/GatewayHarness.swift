@@ -140,10 +140,15 @@ final class GatewayProcess: @unchecked Sendable {
 
 /// The app behind the gateway: answers every request 200 `upstream ok` (HTTP/1.1 keep-alive,
 /// as gateways' upstream pools expect) and records what it served.
-final class UpstreamApp: @unchecked Sendable {
+final class UpstreamApp: Sendable {
     let port: Int
     private let listener: Int32
-    private let state = Mutex<(requests: [String], connections: [Int32], stopped: Bool)>(([], [], false))
+    /// What the serving threads share with the app; they hold this, not the app, so that the
+    /// app's release stops them.
+    private final class State: Sendable {
+        let values = Mutex<(requests: [String], connections: [Int32], stopped: Bool)>(([], [], false))
+    }
+    private let state = State()
 
     init() throws {
         self.port = try FreePort.find()
@@ -163,14 +168,15 @@ final class UpstreamApp: @unchecked Sendable {
             throw TestSupportError("the upstream app cannot listen on 127.0.0.1:\(self.port) (errno \(errno))")
         }
         self.listener = fd
-        Thread.detachNewThread { [self] in self.acceptLoop() }
+        let state = self.state
+        Thread.detachNewThread { Self.acceptLoop(fd, state) }
     }
 
     deinit { self.stop() }
 
     /// Closes the listener and every connection.
     func stop() {
-        let connections = self.state.withLock { state -> [Int32] in
+        let connections = self.state.values.withLock { state -> [Int32] in
             guard !state.stopped else { return [] }
             state.stopped = true
             return state.connections
@@ -180,17 +186,17 @@ final class UpstreamApp: @unchecked Sendable {
     }
 
     /// `METHOD target` of every request served, in order.
-    var requests: [String] { self.state.withLock { $0.requests } }
+    var requests: [String] { self.state.values.withLock { $0.requests } }
 
-    private func acceptLoop() {
-        defer { close(self.listener) }
+    private static func acceptLoop(_ listener: Int32, _ state: State) {
+        defer { close(listener) }
         while true {
-            let fd = accept(self.listener, nil, nil)
+            let fd = accept(listener, nil, nil)
             guard fd >= 0 else {
                 if errno == EINTR { continue }
                 return
             }
-            let accepted = self.state.withLock { state -> Bool in
+            let accepted = state.values.withLock { state -> Bool in
                 guard !state.stopped else { return false }
                 state.connections.append(fd)
                 return true
@@ -199,36 +205,36 @@ final class UpstreamApp: @unchecked Sendable {
                 close(fd)
                 return
             }
-            Thread.detachNewThread { [self] in self.serve(fd) }
+            Thread.detachNewThread { Self.serve(fd, state) }
         }
     }
 
-    private func serve(_ fd: Int32) {
+    private static func serve(_ fd: Int32, _ state: State) {
         defer {
-            self.state.withLock { $0.connections.removeAll { $0 == fd } }
+            state.values.withLock { $0.connections.removeAll { $0 == fd } }
             close(fd)
         }
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
             // One request head, then its body if it says it has one.
-            guard let head = HTTPWire.takeHead(from: &buffer, reading: { self.receive(fd, &chunk) }) else { return }
+            guard let head = HTTPWire.takeHead(from: &buffer, reading: { Self.receive(fd, &chunk) }) else { return }
             let lines = head.components(separatedBy: "\r\n")
             let length = HTTPWire.field("content-length", in: lines).flatMap { Int($0) } ?? 0
             while buffer.count < length {
-                guard let more = self.receive(fd, &chunk) else { return }
+                guard let more = Self.receive(fd, &chunk) else { return }
                 buffer += more
             }
             buffer.removeFirst(length)
             let requestLine = lines.first?.split(separator: " ") ?? []
-            self.state.withLock { $0.requests.append(requestLine.prefix(2).joined(separator: " ")) }
+            state.values.withLock { $0.requests.append(requestLine.prefix(2).joined(separator: " ")) }
             let body = "upstream ok\n"
             let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             guard HTTPWire.sendAll(fd, Array(response.utf8)) else { return }
         }
     }
 
-    private func receive(_ fd: Int32, _ chunk: inout [UInt8]) -> [UInt8]? {
+    private static func receive(_ fd: Int32, _ chunk: inout [UInt8]) -> [UInt8]? {
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         return n > 0 ? Array(chunk[0..<n]) : nil
     }
