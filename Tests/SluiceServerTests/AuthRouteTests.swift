@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SluiceCore
 import SluiceTestSupport
 import Testing
 
@@ -35,7 +36,7 @@ struct AuthRouteTests {
             let before = try await redis.timeMs()
             let first = try await self.auth(h, ["X-Api-Token": "k", "X-Original-Method": "GET", "X-Original-URI": "/v1/models?x=1"])
             #expect(first.status == .noContent && first.text.isEmpty)
-            #expect(first.header("RateLimit-Policy") == #""throttle";q=2;w=200, "quota";q=100;w=86400"#)
+            #expect(first.header("RateLimit-Policy") == #""throttle";q=2;w=200, "quota";q=100;w=86400;qu="tokens""#)
             #expect(first.header("RateLimit")?.hasPrefix(#""throttle";r=1;t=100, "quota";r=99;t="#) == true)
             let second = try await self.auth(h, method: .post, ["Authorization": "Bearer k"])
             #expect(second.status == .noContent)
@@ -239,5 +240,74 @@ struct HeaderRenderingTests {
     @Test("structured-field strings escape quotes and backslashes")
     func sfString() {
         #expect(RateLimitHeadersProbe.sfString(#"route:GET /a"b\c"#) == #""route:GET /a\"b\\c""#)
+    }
+}
+
+/// The IETF fields as a client reads them: names that match the JSON and never collide, units,
+/// and policies that do not understate a bucket.
+@Suite("RateLimit-Policy fidelity")
+struct PolicyFidelityTests {
+    static let yaml = """
+        plans:
+          p:
+            throttle: { rate: 2, burst: 1 }
+            quota: { limit: 100, period: day, unit: tokens }
+            routes:
+              "GET /café": { rate: 0.01, burst: 1 }
+              "GET /naïve": { rate: 0.01, burst: 3, additional: true }
+              "GET /naève": { rate: 0.01, burst: 4, additional: true }
+        api_keys: [ { key: k, plan: p } ]
+        """
+
+    /// Member names of a structured-field list of strings, unescaped (RFC 8941 §3.3.3).
+    static func names(_ field: String?) -> [String] {
+        var names: [String] = []
+        var rest = Substring(field ?? "")
+        while let open = rest.firstIndex(of: "\"") {
+            var name = ""
+            var index = rest.index(after: open)
+            while index < rest.endIndex, rest[index] != "\"" {
+                if rest[index] == "\\" { index = rest.index(after: index) }
+                name.append(rest[index])
+                index = rest.index(after: index)
+            }
+            names.append(name)
+            rest = rest[rest.index(after: index)...]
+            rest = rest.drop { $0 != "," }
+        }
+        return names
+    }
+
+    @Test("non-ASCII route names stay exact and distinct: the same text in JSON and headers; tokens say qu=tokens; a bucket's q is what it admits per w")
+    func fidelity() async throws {
+        let redis = try await RedisServer.start()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            var seen: Set<String> = []
+            for (route, name) in [
+                ("GET /café", "route:GET /caf%C3%A9"),
+                ("GET /naïve", "route:GET /na%C3%AFve"), ("GET /naève", "route:GET /na%C3%A8ve"),
+            ] {
+                let r = try await h.check(key: "k", route: route, cost: 0)
+                let jsonNames = r.limits.compactMap { $0["name"] as? String }
+                #expect(jsonNames.contains(name), "\(route): \(jsonNames)")
+                #expect(Self.names(r.header("RateLimit-Policy")) == jsonNames, "\(route): \(r.header("RateLimit-Policy") ?? "-")")
+                #expect(Self.names(r.header("RateLimit")) == jsonNames)
+                #expect(r.header("RateLimit-Policy")?.unicodeScalars.allSatisfy { $0.isASCII && $0.value >= 0x20 } == true)
+                seen.insert(name)
+            }
+            // Before escaping, "GET /naïve" and "GET /naève" were both advertised as "route:GET /na?ve".
+            #expect(seen.count == 3)
+            #expect(Limit.routeName("GET /100%") == "route:GET /100%25")
+            let plain = try await h.check(key: "k", cost: 0)
+            #expect(plain.header("RateLimit-Policy") == #""throttle";q=2;w=1, "quota";q=100;w=86400;qu="tokens""#)
+        }
+    }
+
+    @Test("a bucket's policy never understates it", arguments: [(2.0, 1, 2, 1), (0.01, 2, 2, 200), (10, 5, 10, 1), (1.5, 3, 3, 2), (0.3, 1, 2, 4), (1000, 1, 1000, 1)])
+    func bucketPolicy(rate: Double, burst: Int, q: Int, w: Int) {
+        let bucket = TokenBucket(rate: rate, burst: burst)
+        #expect(bucket.policyQuota == q && bucket.policyWindowSeconds == w, "rate \(rate) burst \(burst)")
+        // Over its window the bucket admits at least burst and at least rate × w.
+        #expect(Double(bucket.policyQuota) >= max(Double(burst), rate * Double(w)) - 1e-9)
     }
 }

@@ -43,7 +43,8 @@ struct CheckRouteTests {
             #expect(first.json["reason"] == nil)
             #expect(first.limits.map { $0["name"] as? String } == ["throttle", "quota"])
             #expect(first.remaining(of: "quota") == 999)
-            #expect(first.header("RateLimit-Policy") == #""throttle";q=1;w=1, "quota";q=1000;w=604800"#)
+            // Rate 2/s with burst 1 lets 2 through a second: q=2 over w=1, not the burst alone.
+            #expect(first.header("RateLimit-Policy") == #""throttle";q=2;w=1, "quota";q=1000;w=604800"#)
             #expect(first.header("Retry-After") == nil)
 
             // t of the quota: whole seconds to the end of the week (Monday 02:00 UTC), from Redis's clock.

@@ -64,29 +64,64 @@ public enum HTTPTestClient {
             if halfClose {
                 shutdown(fd, Int32(SHUT_WR))
             }
-            var received: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 16384)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n <= 0 { break }
-                received.append(contentsOf: chunk[0..<n])
-            }
-            // Split on each response's Content-Length.
-            var responses: [HTTPTestResponse] = []
-            var rest = received[...]
-            let separator: [UInt8] = [13, 10, 13, 10]
-            while !rest.isEmpty {
-                guard let end = rest.indices.dropLast(3).first(where: { Array(rest[$0..<$0 + 4]) == separator }) else { break }
-                let head = String(decoding: rest[rest.startIndex..<end], as: UTF8.self).lowercased()
-                let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
-                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                let total = end + 4 + length - rest.startIndex
-                guard rest.count >= total else { break }
-                responses.append(try self.parse(Array(rest.prefix(total))))
-                rest = rest.dropFirst(total)
-            }
-            return responses
+            return try self.responses(in: self.readUntilClosed(fd))
         }
+    }
+
+    /// Sends `parts` one after another, `pause` apart (a slow client), optionally half-closes,
+    /// then reads until the server closes or `timeout` passes without a byte.
+    /// - Returns: the complete responses received, in order (none when the server said nothing).
+    public static func trickle(
+        port: Int, parts: [String], pause: Duration, halfClose: Bool = false, timeout: Double = 10
+    ) async throws -> [HTTPTestResponse] {
+        try await offCooperativePool {
+            let fd = try self.connectedSocket(port: port, timeout: timeout)
+            defer { close(fd) }
+            for (index, part) in parts.enumerated() {
+                if index > 0 {
+                    let (seconds, attoseconds) = pause.components
+                    usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                }
+                let bytes = Array(part.utf8)
+                // A server that already answered and closed refuses the rest: that is an answer too.
+                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n < 0 { break }
+            }
+            if halfClose {
+                shutdown(fd, Int32(SHUT_WR))
+            }
+            return try self.responses(in: self.readUntilClosed(fd))
+        }
+    }
+
+    /// Everything `fd` receives until the peer closes, or the receive timeout passes.
+    static func readUntilClosed(_ fd: Int32) -> [UInt8] {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received.append(contentsOf: chunk[0..<n])
+        }
+        return received
+    }
+
+    /// The complete responses in `received`, split on each one's Content-Length.
+    static func responses(in received: [UInt8]) throws -> [HTTPTestResponse] {
+        var responses: [HTTPTestResponse] = []
+        var rest = received[...]
+        let separator: [UInt8] = [13, 10, 13, 10]
+        while !rest.isEmpty {
+            guard let end = rest.indices.dropLast(3).first(where: { Array(rest[$0..<$0 + 4]) == separator }) else { break }
+            let head = String(decoding: rest[rest.startIndex..<end], as: UTF8.self).lowercased()
+            let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            let total = end + 4 + length - rest.startIndex
+            guard rest.count >= total else { break }
+            responses.append(try self.parse(Array(rest.prefix(total))))
+            rest = rest.dropFirst(total)
+        }
+        return responses
     }
 
     /// POSTs a JSON body to `/v1/check`.

@@ -12,14 +12,18 @@ public struct LimitState: Sendable, Hashable {
     public let retryAfterMs: Int
     /// The policy window `w` of the rate-limit headers, in seconds.
     public let windowSeconds: Int
+    /// The policy quota `q` of the rate-limit headers over `windowSeconds`: a quota's limit, or
+    /// what a bucket lets through in its window (``TokenBucket/policyQuota``).
+    public let policyQuota: Int
     /// What the limit counts.
     public let unit: LimitUnit
 
     /// Creates a limit state.
     public init(
         name: String, limit: Int, remaining: Int, resetAfterMs: Int, retryAfterMs: Int, windowSeconds: Int,
-        unit: LimitUnit = .requests
+        unit: LimitUnit = .requests, policyQuota: Int? = nil
     ) {
+        self.policyQuota = policyQuota ?? limit
         self.name = name
         self.unit = unit
         self.limit = limit

@@ -75,20 +75,23 @@ public enum DecisionScript {
         for (index, limit) in limits.enumerated() {
             let base = 2 + index * Self.valuesPerLimit
             let window: Int
+            let capacity = max(0, clamp(values[base + 4]))
+            let policyQuota: Int
             switch limit.kind {
-            case .bucket(let bucket): window = bucket.policyWindowSeconds
-            case .quota: window = max(0, clamp(values[base + 3]))
+            case .bucket(let bucket): (window, policyQuota) = (bucket.policyWindowSeconds, bucket.policyQuota)
+            case .quota: (window, policyQuota) = (max(0, clamp(values[base + 3])), capacity)
             }
             states.append(
                 LimitState(
                     name: limit.name,
                     // A quota's units this window include an extension an operator granted.
-                    limit: max(0, clamp(values[base + 4])),
+                    limit: capacity,
                     remaining: max(0, clamp(values[base])),
                     resetAfterMs: max(0, clamp(values[base + 1])),
                     retryAfterMs: clamp(values[base + 2]),
                     windowSeconds: window,
-                    unit: limit.unit
+                    unit: limit.unit,
+                    policyQuota: policyQuota
                 )
             )
         }

@@ -18,6 +18,15 @@ public struct TokenBucket: Sendable, Hashable {
     public var policyWindowSeconds: Int {
         max(1, Int((Double(self.burst) / self.rate).rounded(.up)))
     }
+
+    /// The policy quota `q` over ``policyWindowSeconds``: what the bucket lets through in that
+    /// long, never less than its burst nor than rate × window (a bucket whose rate exceeds its
+    /// burst, rate 2/s burst 1, admits 2 a second, not 1). Rounded up, with slack for the
+    /// binary error of fractional rates (0.01 × 200 is 2, not 3).
+    public var policyQuota: Int {
+        let sustained = (self.rate * Double(self.policyWindowSeconds) - 1e-9).rounded(.up)
+        return max(self.burst, Int(min(sustained, 1e15)))
+    }
 }
 
 /// How long a quota window lasts.
@@ -78,7 +87,7 @@ public struct Limit: Sendable, Hashable {
         case quota(Quota)
     }
 
-    /// The limit's public name: `throttle`, `quota` or `route:<pattern as configured>`.
+    /// The limit's public name: `throttle`, `quota` or ``routeName(_:)`` of the route key.
     public let name: String
     /// Bucket or quota.
     public let kind: Kind
@@ -106,6 +115,25 @@ public struct Limit: Sendable, Hashable {
         }
         self.scriptArgumentBytes = arguments.map { Array($0.utf8) }
         self.keySuffixBytes = Array(keySuffix.utf8)
+    }
+
+    /// The public name of a route's limit: `route:` and the route key as configured, with every
+    /// byte outside printable ASCII, and `%` itself, percent-encoded (`GET /café` →
+    /// `route:GET /caf%C3%A9`). The same text in JSON and in the structured-field headers (which
+    /// carry only printable ASCII), and distinct for distinct keys.
+    public static func routeName(_ key: String) -> String {
+        var name = "route:"
+        for byte in key.utf8 {
+            if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {
+                name.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let digits = Array("0123456789ABCDEF".unicodeScalars)
+                name.unicodeScalars.append("%")
+                name.unicodeScalars.append(digits[Int(byte >> 4)])
+                name.unicodeScalars.append(digits[Int(byte & 0xF)])
+            }
+        }
+        return name
     }
 
     /// The limit's capacity: a bucket's burst or a quota's units per window.

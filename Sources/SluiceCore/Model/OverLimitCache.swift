@@ -132,7 +132,8 @@ public final class OverLimitCache: Sendable {
         let limits = d.limits.map {
             LimitState(
                 name: $0.name, limit: $0.limit, remaining: $0.remaining, resetAfterMs: down($0.resetAfterMs),
-                retryAfterMs: down($0.retryAfterMs), windowSeconds: $0.windowSeconds, unit: $0.unit
+                retryAfterMs: down($0.retryAfterMs), windowSeconds: $0.windowSeconds, unit: $0.unit,
+                policyQuota: $0.policyQuota
             )
         }
         return Decision(

@@ -12,7 +12,7 @@ public struct RouteRule: Sendable, Hashable {
     public let key: String
     /// The compiled pattern.
     public let pattern: RoutePattern
-    /// Its bucket, named `route:<key>`.
+    /// Its bucket, named `route:<key>` with the key escaped (``Limit/routeName(_:)``).
     public let limit: Limit
     /// true: applies on top of the plan throttle; false: replaces it on this route.
     public let additional: Bool
@@ -23,7 +23,7 @@ public struct RouteRule: Sendable, Hashable {
         self.pattern = pattern
         self.additional = additional
         self.limit = Limit(
-            name: "route:" + key,
+            name: Limit.routeName(key),
             kind: .bucket(bucket),
             keySuffix: StateKeys.routeSuffix(normalizedRoute: pattern.description),
             unit: unit

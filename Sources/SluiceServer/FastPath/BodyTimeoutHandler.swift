@@ -53,6 +53,22 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A framing error ends the body: the error's own answer follows, not a 408.
+        self.deadline?.cancel()
+        self.deadline = nil
+        context.fireErrorCaught(error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            // Nothing more can arrive: the body is answered as incomplete, not as late.
+            self.deadline?.cancel()
+            self.deadline = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         self.deadline?.cancel()
         self.deadline = nil

@@ -55,9 +55,14 @@ public enum RateLimitHeaders {
             let name = self.sfString(limit.name)
             policy += name
             policy += ";q="
-            policy += String(limit.limit)
+            policy += String(limit.policyQuota)
             policy += ";w="
             policy += String(limit.windowSeconds)
+            if limit.unit == .tokens {
+                // The draft's quota-unit registry has no unit for tokens (docs/ARCHITECTURE.md,
+                // "Rate-limit headers"): an explicit unit, so no client reads it as requests.
+                policy += #";qu="tokens""#
+            }
             state += name
             state += ";r="
             state += String(limit.remaining)
@@ -97,8 +102,9 @@ public enum RateLimitHeaders {
         milliseconds <= 0 ? 0 : milliseconds / 1000 + (milliseconds % 1000 > 0 ? 1 : 0)
     }
 
-    /// A structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped,
-    /// anything outside printable ASCII replaced.
+    /// A structured-field string (RFC 8941 §3.3.3): quoted, `"` and `\` escaped. Limit names are
+    /// printable ASCII (``Limit/routeName(_:)`` escapes the rest); anything else would be
+    /// replaced.
     static func sfString(_ value: String) -> String {
         // Names are nearly always printable ASCII without quotes or backslashes: one copy.
         if value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
