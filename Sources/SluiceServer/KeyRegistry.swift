@@ -7,7 +7,7 @@ import SluiceRedis
 import Synchronization
 
 /// The registry of API keys created at runtime, kept in Redis under `sluice:registry:`
-/// (the one namespace without TTLs, DESIGN invariant 5) and mirrored in every instance's
+/// (the one namespace without TTLs, docs/ARCHITECTURE.md, invariant 5) and mirrored in every instance's
 /// memory, so `/v1/check` resolves runtime keys with no Redis round trip.
 ///
 /// Changes go through `registry.lua` (hash + version + notice, atomically). Every instance

@@ -25,7 +25,7 @@ struct CheckRouteTests {
         """
     }
 
-    @Test("the worked example of DESIGN.md: body, RateLimit-Policy and RateLimit of the first request")
+    @Test("the worked example of the README: body, RateLimit-Policy and RateLimit of the first request")
     func workedExample() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.examplePlan, redis: redis)) { h in

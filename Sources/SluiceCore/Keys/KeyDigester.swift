@@ -1,7 +1,7 @@
 import Crypto
 
 /// Turns API keys into key ids: HMAC-SHA-256, under the server secret, of the
-/// key's SHA-256 (DESIGN invariant 6). A config entry given as `key_sha256` gets
+/// key's SHA-256 (docs/ARCHITECTURE.md, invariant 6). A config entry given as `key_sha256` gets
 /// the same id as the raw key, and a Redis dump does not reveal short keys.
 public struct KeyDigester: Sendable {
     /// The built-in secret used when `SLUICE_KEY_SECRET` is unset (with a warning).

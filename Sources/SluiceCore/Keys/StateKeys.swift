@@ -2,7 +2,7 @@
 ///
 /// Every name carries the key id as its hash tag (`sl:{<id>}:...`), so all of a
 /// caller's state lives in one Redis Cluster slot and one script can touch it
-/// (DESIGN invariant 4). No name holds a raw API key (invariant 6).
+/// (docs/ARCHITECTURE.md, invariant 4). No name holds a raw API key (invariant 6).
 public enum StateKeys {
     /// `sl:{<id>}:`, the prefix of every state key of one API key.
     public static func prefix(keyID: String) -> String {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Bounds on what a caller may send (DESIGN invariant 8); config section `limits`.
+/// Bounds on what a caller may send (docs/ARCHITECTURE.md, invariant 8); config section `limits`.
 public struct InputBounds: Sendable, Hashable {
     /// Largest accepted request body, in bytes.
     public var maxBodyBytes: Int
@@ -15,7 +15,7 @@ public struct InputBounds: Sendable, Hashable {
     /// Most checks in one batch.
     public var maxBatchChecks: Int
 
-    /// Creates bounds; the defaults are DESIGN.md's.
+    /// Creates bounds; the defaults are the README's configuration reference's.
     public init(
         maxBodyBytes: Int = 65536,
         maxAPIKeyBytes: Int = 256,

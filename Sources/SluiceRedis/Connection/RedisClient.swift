@@ -22,7 +22,7 @@ public final class RedisClient: Service, Sendable {
         /// It could not be read (for example CONFIG is disabled); why.
         case unknown(String)
 
-        /// The warning operators must see (DESIGN invariant 5), or nil for `noeviction`
+        /// The warning operators must see (docs/ARCHITECTURE.md, invariant 5), or nil for `noeviction`
         /// and before the first connect.
         public var warning: String? {
             switch self {

@@ -36,7 +36,7 @@ enum DecisionResponse {
         return Response(status: status, headers: headers)
     }
 
-    /// The decision's JSON object, as DESIGN.md's HTTP API v1 lists its fields.
+    /// The decision's JSON object, as the README's API reference lists its fields.
     static func write(_ decision: Decision, into writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("allowed", decision.allowed)
