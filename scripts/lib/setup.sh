@@ -40,7 +40,7 @@ sluice_apt_install() {
 SLUICE_APT_PACKAGES=(libhiredis-dev pkg-config redis-server redis-tools)
 
 # What the test suite adds: the gateways it puts in front of Sluice (nginx with auth_request, Caddy, HAProxy with Lua).
-SLUICE_TEST_APT_PACKAGES=(nginx-light caddy haproxy)
+SLUICE_TEST_APT_PACKAGES=(nginx-light caddy haproxy prometheus)  # prometheus: promtool, for the /metrics format test
 
 # The Debian redis-server package starts a system service where systemd runs; Sluice's
 # scripts never rely on it: they start their own servers on their own ports.
