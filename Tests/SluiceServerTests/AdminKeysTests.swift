@@ -21,7 +21,7 @@ struct AdminKeysTests {
         try ServerHarness.config(Self.yaml, redis: redis)
     }
 
-    @Test("create: 201 with a generated key shown once; the key decides at once; bad input is 400/409")
+    @Test("create: 201 with a generated key shown once; the key decides at once; bad input is 400, an unknown plan or a known key 409")
     func create() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
@@ -46,7 +46,8 @@ struct AdminKeysTests {
             let clash = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"config-key"}"#)
             #expect(clash.status == .conflict && clash.errorCode == "key_exists")
             let unknownPlan = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"nope"}"#)
-            #expect(unknownPlan.status == .badRequest && unknownPlan.errorCode == "unknown_plan")
+            // A well-formed request naming a plan the config in force lacks: a conflict with the config.
+            #expect(unknownPlan.status == .conflict && unknownPlan.errorCode == "unknown_plan")
             for bad in ["{", #"{"name":"x"}"#, #"{"plan":3}"#, #"{"plan":"pro","api_key":""}"#, "[]"] {
                 let answer = try await h.admin("/admin/v1/keys", method: .post, body: bad)
                 #expect(answer.status == .badRequest && answer.errorCode == "invalid_body", "\(bad)")
@@ -87,7 +88,9 @@ struct AdminKeysTests {
             let basic = try await h.admin("/admin/v1/keys?plan=basic")
             let config = try #require((basic.json["keys"] as? [[String: Any]])?.first)
             #expect(config["source"] as? String == "config" && config["name"] as? String == "from the file" && config["created"] is NSNull)
-            #expect(try await h.admin("/admin/v1/keys?plan=nope").errorCode == "unknown_plan")
+            // The URI names the plan: nothing answers to it.
+            let nope = try await h.admin("/admin/v1/keys?plan=nope")
+            #expect(nope.status == .notFound && nope.errorCode == "unknown_plan")
             for bad in ["limit=0", "limit=1001", "limit=x"] {
                 #expect(try await h.admin("/admin/v1/keys?\(bad)").errorCode == "invalid_query")
             }
@@ -97,7 +100,7 @@ struct AdminKeysTests {
         }
     }
 
-    @Test("move and revoke: the next check follows at once; config keys are 409, unknown ids 404")
+    @Test("move and revoke: the next check follows at once; config keys and unknown plans are 409, unknown ids 404")
     func moveAndRevoke() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
@@ -106,7 +109,9 @@ struct AdminKeysTests {
             let moved = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"basic"}"#)
             #expect(moved.status == .ok && moved.json["plan"] as? String == "basic")
             #expect(try await h.check(key: "mover").json["plan"] as? String == "basic")
-            #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"nope"}"#).errorCode == "unknown_plan")
+            let toNowhere = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"nope"}"#)
+            // 409, not 404: the key exists; the plan named is what the config lacks.
+            #expect(toNowhere.status == .conflict && toNowhere.errorCode == "unknown_plan")
             #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{}"#).errorCode == "invalid_body")
             let configID = ServerHarness.keyID("config-key")
             #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .put, body: #"{"plan":"pro"}"#).errorCode == "config_key")
@@ -148,18 +153,42 @@ struct AdminKeysTests {
             #expect(try await h.check(key: "config-key", route: "POST /v1/predict").deniedBy == "route:POST /v1/predict")
 
             // Reset one limit: the route bucket is full again, the throttle is not.
-            let one = try await h.admin("/admin/v1/keys/\(id)/state?limit=route:POST%20/v1/predict", method: .delete)
+            let one = try await h.admin("/admin/v1/keys/\(id)/state/reset?limit=route:POST%20/v1/predict", method: .post)
             #expect(one.status == .ok && one.json["reset"] as? [String] == ["route:POST /v1/predict"])
             let afterOne = try await h.check(key: "config-key", route: "POST /v1/predict")
             #expect(afterOne.allowed == true && afterOne.remaining(of: "throttle") == 0)
-            #expect(try await h.admin("/admin/v1/keys/\(id)/state?limit=nope", method: .delete).errorCode == "unknown_limit")
+            // A limit the key's plan does not have is 409 (the key exists), an empty name 400.
+            let nope = try await h.admin("/admin/v1/keys/\(id)/state/reset?limit=nope", method: .post)
+            #expect(nope.status == .conflict && nope.errorCode == "unknown_limit")
+            let empty = try await h.admin("/admin/v1/keys/\(id)/state/reset?limit=", method: .post)
+            #expect(empty.status == .badRequest && empty.errorCode == "invalid_query")
 
-            // Reset all: full burst, quota untouched window.
-            let all = try await h.admin("/admin/v1/keys/\(id)/state", method: .delete)
-            #expect(all.json["reset"] as? [String] == ["throttle", "quota", "route:POST /v1/predict"])
+            // Reset all: full burst, quota untouched window. The key's state still reads.
+            let all = try await h.admin("/admin/v1/keys/\(id)/state/reset", method: .post)
+            #expect(all.status == .ok && all.json["reset"] as? [String] == ["throttle", "quota", "route:POST /v1/predict"])
+            #expect(try await h.admin("/admin/v1/keys/\(id)/state").status == .ok)
             let full = try await h.check(key: "config-key")
             #expect(full.allowed == true && full.remaining(of: "throttle") == 2 && full.remaining(of: "quota") == 9)
             #expect(try await h.admin("/admin/v1/keys/unknown/state").status == .notFound)
+            #expect(try await h.admin("/admin/v1/keys/unknown/state/reset", method: .post).status == .notFound)
+        }
+    }
+
+    @Test("DELETE .../state, the former spelling of the reset, still resets the same way")
+    func formerResetSpelling() async throws {
+        let redis = try await RedisServer.start()
+        try await ServerHarness.run(try Self.config(redis)) { h in
+            let id = ServerHarness.keyID("config-key")
+            _ = try await h.check(key: "config-key", route: "POST /v1/predict")
+            _ = try await h.check(key: "config-key", route: "POST /v1/predict")
+            let one = try await h.admin("/admin/v1/keys/\(id)/state?limit=route:POST%20/v1/predict", method: .delete)
+            #expect(one.status == .ok && one.json["reset"] as? [String] == ["route:POST /v1/predict"])
+            #expect(try await h.check(key: "config-key", route: "POST /v1/predict").allowed == true)
+            #expect(try await h.admin("/admin/v1/keys/\(id)/state?limit=nope", method: .delete).errorCode == "unknown_limit")
+            let all = try await h.admin("/admin/v1/keys/\(id)/state", method: .delete)
+            #expect(all.status == .ok && all.json["reset"] as? [String] == ["throttle", "quota", "route:POST /v1/predict"])
+            let full = try await h.check(key: "config-key")
+            #expect(full.allowed == true && full.remaining(of: "throttle") == 2 && full.remaining(of: "quota") == 9)
         }
     }
 
@@ -214,7 +243,7 @@ struct AdminKeysTests {
             #expect((days[0]["start"] as? String)?.hasSuffix("T02:00:00Z") == true)
             #expect((usage.json["quota"] as? [String: Any])?["period"] as? String == "day")
             // A reset clears the quota but not the record: today's remaining is the live one.
-            _ = try await h.admin("/admin/v1/keys/\(id)/state?limit=quota", method: .delete)
+            _ = try await h.admin("/admin/v1/keys/\(id)/state/reset?limit=quota", method: .post)
             let afterReset = try #require(try await h.admin("/admin/v1/keys/\(id)/usage?days=1").json["days"] as? [[String: Any]])
             #expect(afterReset.first?["used"] as? Int == admitted && afterReset.first?["remaining"] as? Int == 10)
             for bad in ["days=0", "days=367", "days=x"] {

@@ -46,6 +46,19 @@ struct AdminRoutesTests {
         }
     }
 
+    @Test("405 with Allow on .../state (GET, and the deprecated DELETE) and on .../state/reset (POST)")
+    func allowOfStatePaths() async throws {
+        let redis = try await RedisServer.start()
+        try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
+            let id = ServerHarness.keyID("k")
+            let state = try await h.admin("/admin/v1/keys/\(id)/state", method: .put, body: "{}")
+            #expect(state.status == .methodNotAllowed && state.header("Allow") == "GET, DELETE", "\(state.text)")
+            let reset = try await h.admin("/admin/v1/keys/\(id)/state/reset", method: .get)
+            #expect(reset.status == .methodNotAllowed && reset.header("Allow") == "POST", "\(reset.text)")
+            #expect(try await h.admin("/admin/v1/keys/\(id)/state/reset", method: .post).status == .ok)
+        }
+    }
+
     @Test("no admin token configured: the admin API is disabled (404)")
     func disabled() async throws {
         let redis = try await RedisServer.start()

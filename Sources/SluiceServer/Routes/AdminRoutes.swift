@@ -39,6 +39,11 @@ struct AdminRoutes: Sendable {
             try await self.revoke(context.parameters.require("id"), logger: context.logger)
         }
         group.get("keys/:id/state") { _, context in try await self.state(context.parameters.require("id")) }
+        group.post("keys/:id/state/reset") { request, context in
+            try await self.reset(context.parameters.require("id"), request: request, logger: context.logger)
+        }
+        // The former spelling of the reset, kept for existing scripts and deprecated in the API
+        // document: a reset deletes no resource (the state still reads afterwards).
         group.delete("keys/:id/state") { request, context in
             try await self.reset(context.parameters.require("id"), request: request, logger: context.logger)
         }
@@ -55,6 +60,8 @@ struct AdminRoutes: Sendable {
 
     func renderMetrics() async -> Response {
         let snapshot = self.store.current
+        // Series of the plans in force start at 0, at the first scrape after start or reload.
+        self.metrics.declare(plans: snapshot.config.rules.plans.values)
         self.metrics.sample(
             pendingRedisCommands: await self.redis.pendingCommands(),
             cacheEntries: self.cache?.count ?? 0,
@@ -188,7 +195,8 @@ struct AdminRoutes: Sendable {
         }
         let plan = query["plan"].map(String.init)
         if let plan, keyring.rules.plans[plan] == nil {
-            throw Self.unknownPlan(plan)
+            // Here the URI itself names the plan: nothing answers to it.
+            throw APIError(.notFound, code: "unknown_plan", message: "there is no plan \"\(plan)\"")
         }
         let cursor = query["cursor"].map(String.init)
         let page = keyring.page(plan: plan, after: cursor, limit: limit)
@@ -270,10 +278,14 @@ struct AdminRoutes: Sendable {
         let (entry, _) = try await self.activeKey(id)
         var limits = entry.plan.allLimits
         if let name = request.uri.queryParameters["limit"].map(String.init) {
+            guard !name.isEmpty else {
+                throw APIError(.badRequest, code: "invalid_query", message: "limit must name a limit; leave it out to reset them all")
+            }
             limits = limits.filter { $0.name == name }
             guard !limits.isEmpty else {
+                // 409, not 404: the key exists; the name does not fit its plan as it is now.
                 throw APIError(
-                    .badRequest, code: "unknown_limit",
+                    .conflict, code: "unknown_limit",
                     message: "the key's plan has no limit \"\(name)\"; it has \(entry.plan.allLimits.map(\.name).joined(separator: ", "))"
                 )
             }
@@ -539,8 +551,11 @@ struct AdminRoutes: Sendable {
         writer.endObject()
     }
 
+    /// A plan a request body names is not in the config: 409, a conflict with the config in
+    /// force (a reload may add it), as when a runtime key's plan has left the config. Not 404,
+    /// which would say the target resource (the key, the key collection) is missing.
     private static func unknownPlan(_ plan: String) -> APIError {
-        APIError(.badRequest, code: "unknown_plan", message: "there is no plan \"\(plan)\"")
+        APIError(.conflict, code: "unknown_plan", message: "there is no plan \"\(plan)\"")
     }
 
     private static func unknownKey(_ id: String) -> APIError {

@@ -18,6 +18,7 @@ enum KnownRoutes {
         (["admin", "v1", "keys", "lookup"], [.post]),
         (["admin", "v1", "keys", "*"], [.get, .put, .delete]),
         (["admin", "v1", "keys", "*", "state"], [.get, .delete]),
+        (["admin", "v1", "keys", "*", "state", "reset"], [.post]),
         (["admin", "v1", "keys", "*", "quota"], [.post]),
         (["admin", "v1", "keys", "*", "usage"], [.get]),
     ]
