@@ -6,7 +6,7 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Sluice: a centralized rate-limit decision service backed by Redis.",
-        subcommands: [Serve.self, CheckConfig.self, HealthCommand.self, Keys.self, Inspect.self, Usage.self],
+        subcommands: [Serve.self, CheckConfig.self, HealthCommand.self, Keys.self, Inspect.self, Usage.self, ImportAWSCommand.self],
         defaultSubcommand: Serve.self
     )
 }
