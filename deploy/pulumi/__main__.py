@@ -29,7 +29,7 @@ sluice.apigateway.UsagePlanKey("mlUsagePlanKey", key_id=ml_key.id, key_type="API
 deployment = sluice.Sluice("sluice",
     image=config.require("image"),
     key_secret=config.require_secret("keySecret"),
-    admin_tokens=config.get_secret("adminTokens") if config.get("adminTokens") else None,
+    admin_tokens=config.get_secret("adminTokens"),
     replicas=config.get_int("replicas") or 3,
     namespace=config.get("namespace") or None,
     redis_url=config.get("redisUrl") or None,

@@ -75,6 +75,12 @@ def render_config(catalog_config: dict, redis_url: str, log_level: str = "info")
     return "# Rendered by deploy/pulumi (sluice_pulumi): change the program, not this file.\n" + body
 
 
+def _checked_key_secret(secret: Any) -> str:
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise UsagePlanError("key_secret (SLUICE_KEY_SECRET) is required, at least 16 characters: see deploy/pulumi's README section")
+    return secret
+
+
 def _hardened_container() -> dict:
     return {
         "allowPrivilegeEscalation": False,
@@ -123,8 +129,8 @@ class Sluice(pulumi.ComponentResource):
         check_image(image)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise UsagePlanError(f"replicas must be a whole number, at least 1, not {replicas!r}")
-        if key_secret is None or (isinstance(key_secret, str) and len(key_secret) < 16):
-            raise UsagePlanError("key_secret (SLUICE_KEY_SECRET) is required, at least 16 characters: see deploy/pulumi's README section")
+        if not isinstance(key_secret, pulumi.Output):
+            _checked_key_secret(key_secret)
         if redis_url is None:
             check_image(redis_image, "redis_image")
             if redis_storage not in ("persistentVolume", "emptyDir"):
@@ -156,7 +162,7 @@ class Sluice(pulumi.ComponentResource):
             data={CONFIG_FILE: self.config_text},
             opts=child,
         )
-        env = {"SLUICE_KEY_SECRET": pulumi.Output.secret(key_secret)}
+        env = {"SLUICE_KEY_SECRET": pulumi.Output.secret(key_secret).apply(_checked_key_secret)}
         if admin_tokens is not None:
             env["SLUICE_ADMIN_TOKENS"] = pulumi.Output.secret(admin_tokens)
         self.env_secret = k8s.core.v1.Secret(

@@ -186,11 +186,13 @@ class ProgramSettingsTests(unittest.TestCase):
         run = harness.run_program({**harness.PROGRAM_CONFIG, "image": digest})
         self.assertEqual(run.one("Deployment", "sluice").inputs["spec"]["template"]["spec"]["containers"][0]["image"], digest)
 
-    def test_the_key_secret_is_required(self):
+    def test_the_key_secret_is_required_and_long(self):
         config = dict(harness.PROGRAM_CONFIG)
         del config["keySecret"]
         with self.assertRaisesRegex(Exception, "keySecret"):
             harness.run_program(config)
+        with self.assertRaisesRegex(ValueError, "at least 16 characters"):  # raised inside an apply, wrapped by Pulumi
+            harness.run_program({**harness.PROGRAM_CONFIG, "keySecret": "too-short"})
 
 
 if __name__ == "__main__":
