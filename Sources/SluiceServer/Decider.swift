@@ -14,6 +14,9 @@ public struct Decider: Sendable {
         case decision(Decision, headers: Set<HeaderStyle>)
         /// Redis could not answer and the plan fails closed.
         case backendUnavailable(plan: String, detail: String)
+        /// The request cannot be decided as it is, for the key's plan (a plan with stages and
+        /// no stage given): a 400, nothing consumed.
+        case invalid(InputError)
     }
 
     let redis: RedisClient
@@ -52,15 +55,27 @@ public struct Decider: Sendable {
     /// a remembered denial), else the script call to make.
     enum Preparation {
         case answered(Decision, headers: Set<HeaderStyle>)
+        case invalid(InputError)
         case needsRedis(Pending)
     }
+
+    /// A request without a stage, for a plan that lists stages.
+    static let missingStage = InputError(code: "missing_stage", message: "the key's plan lists API stages: name the request's stage")
 
     func prepare(_ request: CheckRequest, keyring: Keyring) -> Preparation {
         guard let entry = keyring.resolve(apiKey: request.apiKey) else {
             return .answered(.unknownKey, headers: [.ietf])
         }
         let plan = entry.plan
-        let limits = plan.limits(for: request.route)
+        let limits: [Limit]
+        switch plan.limits(for: request.route, stage: request.stage) {
+        case .limits(let applicable): limits = applicable
+        case .stageNotInPlan:
+            // A shadow plan never denies, not even a stage it does not list.
+            let decision = Decision.stageNotInPlan(plan: plan.name)
+            return .answered(plan.shadow ? decision.shadowed() : decision, headers: plan.headers)
+        case .missingStage: return .invalid(Self.missingStage)
+        }
         if limits.isEmpty {
             return .answered(.unlimited(plan: plan.name), headers: plan.headers)
         }
@@ -123,6 +138,8 @@ public struct Decider: Sendable {
             case .success(.answered(let decision, let headers)):
                 _ = self.counted(.decision(decision, headers: headers))
                 items[index] = .decision(decision)
+            case .success(.invalid(let error)):
+                items[index] = .error(code: error.code, message: error.message)
             case .success(.needsRedis(let call)):
                 pending.append((index, call))
             }
@@ -138,6 +155,8 @@ public struct Decider: Sendable {
                 items[slot.index] = .decision(decision)
             case .backendUnavailable(_, let detail):
                 items[slot.index] = .error(code: "backend_unavailable", message: "Redis cannot answer: \(detail)")
+            case .invalid(let error):
+                items[slot.index] = .error(code: error.code, message: error.message)
             }
         }
         return items.map { $0 ?? .error(code: "internal_error", message: "no answer") }
@@ -160,6 +179,8 @@ public struct Decider: Sendable {
         switch self.prepare(request, keyring: keyring) {
         case .answered(let decision, let headers):
             return eventLoop.makeSucceededFuture(self.counted(.decision(decision, headers: headers)))
+        case .invalid(let error):
+            return eventLoop.makeSucceededFuture(.invalid(error))
         case .needsRedis(let call):
             let sentAt = ContinuousClock.now
             let promise = eventLoop.makePromise(of: Outcome.self)
@@ -175,6 +196,7 @@ public struct Decider: Sendable {
         switch outcome {
         case .decision(let decision, _): self.metrics?.record(decision)
         case .backendUnavailable(let plan, _): self.metrics?.recordUnavailable(plan: plan)
+        case .invalid: break
         }
         return outcome
     }

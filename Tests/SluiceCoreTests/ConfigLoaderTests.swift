@@ -145,6 +145,9 @@ struct ConfigLoaderTests {
             ("missing_plan_field", "api_keys[0].plan", "required"),
             ("bad_route_from", "server.forward_auth.route_from", "original, forwarded or path"),
             ("bad_body_timeout", "server.body_timeout_ms", "between"),
+            ("bad_initial_offset", "plans.p.quota.initial_offset", "between 0 and the quota's limit"),
+            ("empty_stages", "plans.p.stages", "at least one stage"),
+            ("tied_stage_routes", "plans.p.stages.api/prod.routes.GET /v1/models/{b}", "ties with"),
         ]
     )
     func errorClass(fixture: String, path: String, reason: String) {

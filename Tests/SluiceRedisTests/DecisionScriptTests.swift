@@ -263,4 +263,63 @@ final class DecisionScriptTests: ScriptSuite {
         let r = try await self.run(e, cost: 6, at: Self.utc(2025, 6, 1, 12))
         #expect(!r.allowed && r.limits[0].retryAfterMs == -1 && r.limits[0].remaining == 5)
     }
+
+    // MARK: AWS's initial offset
+
+    @Test("initial_offset: a key's initial window (its first admitted request counted by the quota) holds limit − offset; later windows the full limit")
+    func initialOffset() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 5, period: .day, offsetHours: 0, initialOffset: 2)))
+        let t0 = Self.utc(2025, 6, 1, 12)
+        for expected in [2, 1, 0] {
+            let r = try await self.run(e, at: t0)
+            #expect(r.allowed && r.limits[0].remaining == expected && r.limits[0].limit == 3)
+        }
+        let fourth = try await self.run(e, at: t0)
+        #expect(!fourth.allowed && fourth.limits[0].limit == 3 && fourth.limits[0].retryAfterMs == 12 * 3_600_000)
+        // The state outlives its window by 400 days, so the next window knows the key.
+        let ttl = Int(try await self.server.cliAsync("PTTL", "sl:{\(self.tag)-k}:q")) ?? -9
+        #expect(ttl > 400 * 86_400_000 && ttl <= 400 * 86_400_000 + 12 * 3_600_000, "PTTL \(ttl)")
+        // The next day, and one after a skipped day: the full limit.
+        for day in [1, 3] {
+            let t = t0 + Int64(day) * 86_400
+            for expected in (0...4).reversed() {
+                let r = try await self.run(e, at: t)
+                #expect(r.allowed && r.limits[0].remaining == expected && r.limits[0].limit == 5, "day \(day)")
+            }
+            #expect(try await self.run(e, at: t).allowed == false)
+        }
+    }
+
+    @Test("initial_offset: denied or peeked requests do not start the initial window; a key with recorded usage is not new")
+    func initialOffsetStart() async throws {
+        let quota = Quota(limit: 5, period: .day, offsetHours: 0, initialOffset: 2)
+        let t0 = Self.utc(2025, 6, 1, 12)
+        // Cost 4 fits the limit but not limit − offset: denied, nothing written, so the next day
+        // is still the key's initial window.
+        let e = self.entry(self.plan(quota: quota))
+        let denied = try await self.run(e, cost: 4, at: t0)
+        #expect(!denied.allowed && denied.limits[0].limit == 3 && denied.limits[0].retryAfterMs > 0)
+        #expect(try await self.run(e, cost: 0, at: t0).limits[0].limit == 3)
+        let nextDay = try await self.run(e, at: t0 + 86_400)
+        #expect(nextDay.allowed && nextDay.limits[0].limit == 3 && nextDay.limits[0].remaining == 2)
+
+        // A key with usage on record (active before the offset was configured) is not new.
+        let plan = Plan(name: "p", throttle: nil, quota: quota, routes: [], onBackendError: .deny, usageRetentionDays: 30)
+        let known = self.entry(plan, key: "known")
+        _ = try await self.server.cliAsync("HSET", String(decoding: known.usageKey, as: UTF8.self), "20000", "7")
+        let r = try await self.run(known, at: t0)
+        #expect(r.allowed && r.limits[0].limit == 5 && r.limits[0].remaining == 4)
+        // Without usage on record, the same plan's new key gets the offset.
+        let fresh = try await self.run(self.entry(plan, key: "fresh"), at: t0)
+        #expect(fresh.allowed && fresh.limits[0].limit == 3)
+    }
+
+    @Test("a quota without initial_offset still expires when its window ends")
+    func quotaWithoutInitialOffsetTTL() async throws {
+        let e = self.entry(self.plan(quota: Quota(limit: 5, period: .day, offsetHours: 0, initialOffset: 0)))
+        let r = try await self.run(e, at: Self.utc(2024, 3, 10, 23, 0))
+        #expect(r.limits[0].limit == 5)
+        let ttl = Int(try await self.server.cliAsync("PTTL", "sl:{\(self.tag)-k}:q")) ?? -9
+        #expect((3_540_000...3_600_000).contains(ttl), "PTTL \(ttl)")
+    }
 }

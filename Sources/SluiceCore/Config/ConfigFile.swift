@@ -216,11 +216,13 @@ struct ConfigFile: Decodable {
         var limit: Int
         var period: String
         var offsetHours: Int?
+        var initialOffset: Int?
         var unit: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case limit, period, unit
             case offsetHours = "offset_hours"
+            case initialOffset = "initial_offset"
         }
 
         init(from decoder: any Decoder) throws {
@@ -229,6 +231,7 @@ struct ConfigFile: Decodable {
             self.limit = try c.decode(Int.self, forKey: .limit)
             self.period = try c.decode(String.self, forKey: .period)
             self.offsetHours = try c.decodeIfPresent(Int.self, forKey: .offsetHours)
+            self.initialOffset = try c.decodeIfPresent(Int.self, forKey: .initialOffset)
             self.unit = try c.decodeIfPresent(String.self, forKey: .unit)
         }
     }
@@ -260,9 +263,10 @@ struct ConfigFile: Decodable {
         var routes: [String: RouteSection]?
         var headers: [String]?
         var shadow: Bool?
+        var stages: [String: StageSection]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case throttle, quota, routes, headers, shadow
+            case throttle, quota, routes, headers, shadow, stages
             case onBackendError = "on_backend_error"
         }
 
@@ -275,6 +279,22 @@ struct ConfigFile: Decodable {
             self.routes = try c.decodeIfPresent([String: RouteSection].self, forKey: .routes)
             self.headers = try c.decodeIfPresent([String].self, forKey: .headers)
             self.shadow = try c.decodeIfPresent(Bool.self, forKey: .shadow)
+            self.stages = try c.decodeIfPresent([String: StageSection].self, forKey: .stages)
+        }
+    }
+
+    /// One API stage a plan covers, with its own method throttles.
+    struct StageSection: Decodable {
+        var routes: [String: RouteSection]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case routes
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.routes = try c.decodeIfPresent([String: RouteSection].self, forKey: .routes)
         }
     }
 

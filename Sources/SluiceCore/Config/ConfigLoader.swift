@@ -441,6 +441,38 @@ private struct Validator {
         return unit
     }
 
+    /// The route rules of a `routes` mapping at `path` (a plan's, or a stage's when `stage` is set).
+    private mutating func routeRules(_ sections: [String: ConfigFile.RouteSection], path: String, stage: String?) -> [RouteRule] {
+        var rules: [RouteRule] = []
+        var shapes: [String: String] = [:]
+        var seenSuffixes: [String: String] = [:]
+        for (key, route) in sections.sorted(by: { $0.key < $1.key }) {
+            let rpath = path + "." + key
+            let pattern: RoutePattern
+            do {
+                pattern = try RoutePattern(key)
+            } catch {
+                self.fail(rpath, error.reason)
+                continue
+            }
+            if let other = shapes[pattern.description] {
+                self.fail(rpath, "ties with \"\(other)\": both match the same requests equally specifically")
+                continue
+            }
+            shapes[pattern.description] = key
+            let unit = self.unit(route.unit, path: rpath + ".unit")
+            guard let bucket = self.bucket(rate: route.rate, burst: route.burst, path: rpath) else { continue }
+            let rule = RouteRule(key: key, pattern: pattern, bucket: bucket, additional: route.additional ?? false, unit: unit, stage: stage)
+            if let other = seenSuffixes[rule.limit.keySuffix] {
+                self.fail(rpath, "its state key collides with \"\(other)\"; rename one route")
+                continue
+            }
+            seenSuffixes[rule.limit.keySuffix] = key
+            rules.append(rule)
+        }
+        return rules
+    }
+
     private mutating func plan(name: String, section: ConfigFile.PlanSection) -> Plan? {
         let path = "plans." + name
         let problemsBefore = self.problems.count
@@ -465,8 +497,13 @@ private struct Validator {
             if !(0...23).contains(offset) {
                 self.fail(qpath + ".offset_hours", "must be between 0 and 23, not \(offset)")
             }
-            if let period, q.limit > 0, q.limit <= 1_000_000_000_000_000, (0...23).contains(offset) {
-                quota = Quota(limit: q.limit, period: period, offsetHours: offset)
+            let initialOffset = q.initialOffset ?? 0
+            let initialOK = initialOffset >= 0 && initialOffset <= max(q.limit, 0)
+            if !initialOK {
+                self.fail(qpath + ".initial_offset", "must be between 0 and the quota's limit (\(q.limit)), not \(initialOffset)")
+            }
+            if let period, q.limit > 0, q.limit <= 1_000_000_000_000_000, (0...23).contains(offset), initialOK {
+                quota = Quota(limit: q.limit, period: period, offsetHours: offset, initialOffset: initialOffset)
             }
         }
         var policy = BackendErrorPolicy.deny
@@ -487,38 +524,33 @@ private struct Validator {
         }
         let throttleUnit = self.unit(section.throttle?.unit, path: path + ".throttle.unit")
         let quotaUnit = self.unit(section.quota?.unit, path: path + ".quota.unit")
-        var rules: [RouteRule] = []
-        var shapes: [String: String] = [:]
-        var seenSuffixes: [String: String] = [:]
-        for (key, route) in (section.routes ?? [:]).sorted(by: { $0.key < $1.key }) {
-            let rpath = path + ".routes." + key
-            let pattern: RoutePattern
-            do {
-                pattern = try RoutePattern(key)
-            } catch {
-                self.fail(rpath, error.reason)
-                continue
+        let rules = self.routeRules(section.routes ?? [:], path: path + ".routes", stage: nil)
+        var stages: [String: [RouteRule]]?
+        if let stageSections = section.stages {
+            if stageSections.isEmpty {
+                self.fail(path + ".stages", "list at least one stage, or leave stages out to cover every stage")
             }
-            if let other = shapes[pattern.description] {
-                self.fail(rpath, "ties with \"\(other)\": both match the same requests equally specifically")
-                continue
+            var built: [String: [RouteRule]] = [:]
+            for (stage, stageSection) in stageSections.sorted(by: { $0.key < $1.key }) {
+                let spath = path + ".stages." + stage
+                if let problem = CheckRequest.stageProblem(stage) {
+                    self.fail(spath, problem)
+                    continue
+                }
+                var stageRules = self.routeRules(stageSection.routes ?? [:], path: spath + ".routes", stage: stage)
+                // The plan's routes apply on every stage it lists, as that stage's own buckets,
+                // unless the stage has its own entry of the same shape.
+                let own = Set(stageRules.map(\.pattern.description))
+                stageRules += rules.filter { !own.contains($0.pattern.description) }.map { $0.on(stage: stage) }
+                built[stage] = stageRules
             }
-            shapes[pattern.description] = key
-            let unit = self.unit(route.unit, path: rpath + ".unit")
-            guard let bucket = self.bucket(rate: route.rate, burst: route.burst, path: rpath) else { continue }
-            let rule = RouteRule(key: key, pattern: pattern, bucket: bucket, additional: route.additional ?? false, unit: unit)
-            if let other = seenSuffixes[rule.limit.keySuffix] {
-                self.fail(rpath, "its state key collides with \"\(other)\"; rename one route")
-                continue
-            }
-            seenSuffixes[rule.limit.keySuffix] = key
-            rules.append(rule)
+            stages = built
         }
         guard self.problems.count == problemsBefore else { return nil }
         return Plan(
             name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy,
             throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers, shadow: section.shadow ?? false,
-            usageRetentionDays: self.usageRetentionDays
+            usageRetentionDays: self.usageRetentionDays, stages: stages
         )
     }
 }

@@ -65,12 +65,29 @@ public struct CheckRequest: Sendable, Hashable {
     public let route: RequestRoute?
     /// Units to consume; 0 is a peek.
     public let cost: Int
+    /// The API stage the request is for (`"mlApi/prod"`), if one was given.
+    public let stage: String?
 
     /// Creates a request; use ``parse(json:bounds:)`` for untrusted input.
-    public init(apiKey: String, route: RequestRoute?, cost: Int) {
+    public init(apiKey: String, route: RequestRoute?, cost: Int, stage: String? = nil) {
         self.apiKey = apiKey
         self.route = route
         self.cost = cost
+        self.stage = stage
+    }
+
+    /// Longest accepted stage name, in bytes.
+    public static let maxStageBytes = 128
+
+    /// Why `stage` is not a usable stage name (1-128 bytes, no control characters), or nil.
+    public static func stageProblem(_ stage: String) -> String? {
+        if stage.isEmpty || stage.utf8.count > Self.maxStageBytes {
+            return "a stage name is 1-\(Self.maxStageBytes) bytes"
+        }
+        if stage.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "a stage name holds no control characters"
+        }
+        return nil
     }
 
     private static let decoder = JSONDecoder()
@@ -108,7 +125,7 @@ public struct CheckRequest: Sendable, Hashable {
         try Self.decode(Body.self, from: json, notAnObject: "the body must be a JSON object").validated(bounds: bounds)
     }
 
-    /// Reads `{"api_key": "...", "route": "...", "cost": N}` (any order, any subset, `null`
+    /// Reads `{"api_key": "...", "route": "...", "cost": N, "stage": "..."}` (any order, any subset, `null`
     /// for absent, JSON whitespace) when every string is plain (no escape, no control
     /// character, valid UTF-8) and the cost a non-negative integer of at most 18 digits
     /// without a leading zero. Returns nil for anything else.
@@ -161,7 +178,7 @@ public struct CheckRequest: Sendable, Hashable {
         }
 
         var body = Body()
-        var seen = (apiKey: false, route: false, cost: false)
+        var seen = (apiKey: false, route: false, cost: false, stage: false)
         guard expect(UInt8(ascii: "{")) else { return nil }
         skipSpace()
         if i < n, bytes[i] == UInt8(ascii: "}") {
@@ -186,6 +203,13 @@ public struct CheckRequest: Sendable, Hashable {
                     if !isNull {
                         guard let string = stringValue() else { return nil }
                         body.route = string
+                    }
+                case 5 where key.elementsEqual("stage".utf8):
+                    guard !seen.stage else { return nil }
+                    seen.stage = true
+                    if !isNull {
+                        guard let string = stringValue() else { return nil }
+                        body.stage = string
                     }
                 case 4 where key.elementsEqual("cost".utf8):
                     guard !seen.cost else { return nil }
@@ -298,11 +322,13 @@ public struct CheckRequest: Sendable, Hashable {
             case apiKey = "api_key"
             case route
             case cost
+            case stage
         }
 
         var apiKey: String?
         var route: String?
         var cost: Int?
+        var stage: String?
 
         init() {}
 
@@ -317,6 +343,11 @@ public struct CheckRequest: Sendable, Hashable {
                 self.route = try container.decodeIfPresent(String.self, forKey: .route)
             } catch {
                 throw InputError(code: "invalid_route", message: "route must be a string like \"POST /v1/predict\"")
+            }
+            do {
+                self.stage = try container.decodeIfPresent(String.self, forKey: .stage)
+            } catch {
+                throw InputError(code: "invalid_stage", message: "stage must be a string like \"mlApi/prod\"")
             }
             do {
                 self.cost = try container.decodeIfPresent(Int.self, forKey: .cost)
@@ -358,7 +389,10 @@ public struct CheckRequest: Sendable, Hashable {
             guard cost <= bounds.maxCost else {
                 throw InputError(code: "cost_too_large", message: "cost is larger than \(bounds.maxCost)")
             }
-            return CheckRequest(apiKey: apiKey, route: route, cost: cost)
+            if let stage = self.stage, let problem = CheckRequest.stageProblem(stage) {
+                throw InputError(code: "invalid_stage", message: problem)
+            }
+            return CheckRequest(apiKey: apiKey, route: route, cost: cost, stage: self.stage)
         }
     }
 }

@@ -40,6 +40,8 @@ public enum DenialReason: String, Sendable, Hashable {
     case costExceedsCapacity = "cost_exceeds_capacity"
     /// The API key is not known.
     case unknownAPIKey = "unknown_api_key"
+    /// The key's plan lists API stages, and the request's is not one of them.
+    case stageNotInPlan = "stage_not_in_plan"
 }
 
 /// The answer to "may this key make this request now?".
@@ -112,6 +114,14 @@ public struct Decision: Sendable, Hashable {
         allowed: false, plan: nil, limit: 0, remaining: 0, resetAfterMs: 0, retryAfterMs: -1,
         deniedBy: DenialReason.unknownAPIKey.rawValue, reason: .unknownAPIKey, limits: []
     )
+
+    /// The answer for a stage the key's plan does not cover (AWS answers 403): never passes.
+    public static func stageNotInPlan(plan: String) -> Decision {
+        Decision(
+            allowed: false, plan: plan, limit: 0, remaining: 0, resetAfterMs: 0, retryAfterMs: -1,
+            deniedBy: "stage", reason: .stageNotInPlan, limits: []
+        )
+    }
 
     /// The answer when no limit applies to the request (nothing is asked of Redis).
     public static func unlimited(plan: String) -> Decision {

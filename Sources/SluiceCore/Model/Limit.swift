@@ -54,12 +54,17 @@ public struct Quota: Sendable, Hashable {
     public let period: QuotaPeriod
     /// Hours after 00:00 UTC at which windows start (0–23).
     public let offsetHours: Int
+    /// AWS's quota offset: units subtracted from the limit in a key's initial window, the
+    /// window of its first admitted request that this quota counts (docs/ARCHITECTURE.md,
+    /// "Quota initial offset").
+    public let initialOffset: Int
 
     /// Creates a quota; validation happens in the config layer.
-    public init(limit: Int, period: QuotaPeriod, offsetHours: Int) {
+    public init(limit: Int, period: QuotaPeriod, offsetHours: Int, initialOffset: Int = 0) {
         self.limit = limit
         self.period = period
         self.offsetHours = offsetHours
+        self.initialOffset = initialOffset
     }
 }
 
@@ -111,7 +116,9 @@ public struct Limit: Sendable, Hashable {
         case .bucket(let bucket):
             arguments = ["b", Self.format(bucket.emissionIntervalMicros), String(bucket.burst), "0"]
         case .quota(let quota):
-            arguments = ["q", String(quota.limit), quota.period.scriptCode, String(quota.offsetHours * 3600)]
+            // "limit,initial offset" when there is one (prelude.lua's quota_limit reads both).
+            let limit = quota.initialOffset > 0 ? "\(quota.limit),\(quota.initialOffset)" : String(quota.limit)
+            arguments = ["q", limit, quota.period.scriptCode, String(quota.offsetHours * 3600)]
         }
         self.scriptArgumentBytes = arguments.map { Array($0.utf8) }
         self.keySuffixBytes = Array(keySuffix.utf8)
@@ -121,9 +128,11 @@ public struct Limit: Sendable, Hashable {
     /// byte outside printable ASCII, and `%` itself, percent-encoded (`GET /café` →
     /// `route:GET /caf%C3%A9`). The same text in JSON and in the structured-field headers (which
     /// carry only printable ASCII), and distinct for distinct keys.
-    public static func routeName(_ key: String) -> String {
+    /// On a stage of a plan that lists stages, the stage comes first: `route:mlApi/prod:POST /predict`.
+    public static func routeName(_ key: String, stage: String? = nil) -> String {
         var name = "route:"
-        for byte in key.utf8 {
+        let text = stage.map { "\($0):\(key)" } ?? key
+        for byte in text.utf8 {
             if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {
                 name.unicodeScalars.append(Unicode.Scalar(byte))
             } else {

@@ -18,16 +18,66 @@ public struct RouteRule: Sendable, Hashable {
     public let additional: Bool
 
     /// Creates a rule.
-    public init(key: String, pattern: RoutePattern, bucket: TokenBucket, additional: Bool, unit: LimitUnit = .requests) {
+    /// - Parameter stage: the API stage whose rule this is, in a plan that lists stages: the
+    ///   bucket is then that stage's own (named and keyed with the stage), so the same path on
+    ///   two stages is two buckets.
+    public init(key: String, pattern: RoutePattern, bucket: TokenBucket, additional: Bool, unit: LimitUnit = .requests, stage: String? = nil) {
         self.key = key
         self.pattern = pattern
         self.additional = additional
         self.limit = Limit(
-            name: Limit.routeName(key),
+            name: Limit.routeName(key, stage: stage),
             kind: .bucket(bucket),
-            keySuffix: StateKeys.routeSuffix(normalizedRoute: pattern.description),
+            keySuffix: StateKeys.routeSuffix(normalizedRoute: stage.map { "\($0) \(pattern.description)" } ?? pattern.description),
             unit: unit
         )
+    }
+
+    /// The same rule on one stage of a plan that lists stages.
+    public func on(stage: String) -> RouteRule {
+        guard case .bucket(let bucket) = self.limit.kind else { return self }
+        return RouteRule(key: self.key, pattern: self.pattern, bucket: bucket, additional: self.additional, unit: self.limit.unit, stage: stage)
+    }
+}
+
+/// The limits a plan applies to one request, or why it applies none.
+public enum ApplicableLimits: Sendable, Hashable {
+    /// These limits, in script order.
+    case limits([Limit])
+    /// The plan lists API stages and the request's is not one of them.
+    case stageNotInPlan
+    /// The plan lists API stages and the request named none.
+    case missingStage
+}
+
+/// The route rules of one set (a plan's, or one of its stages'), with each rule's limits
+/// worked out once.
+struct RouteRules: Sendable, Hashable {
+    let routes: [RouteRule]
+    let limitsByRule: [[Limit]]
+
+    init(routes: [RouteRule], throttle: Limit?, quota: Limit?) {
+        self.routes = routes
+        self.limitsByRule = routes.map { rule in
+            var limits: [Limit] = []
+            if rule.additional, let throttle { limits.append(throttle) }
+            limits.append(rule.limit)
+            if let quota { limits.append(quota) }
+            return limits
+        }
+    }
+
+    /// The most specific matching rule (by path: exact > parameter > wildcard, segment by
+    /// segment; then a named method over `*`).
+    func ruleIndex(for route: RequestRoute) -> Int? {
+        var best: Int?
+        for index in self.routes.indices where self.routes[index].pattern.matches(method: route.method, segments: route.segments) {
+            if let current = best, self.routes[index].pattern.isMoreSpecific(than: self.routes[current].pattern) != true {
+                continue
+            }
+            best = index
+        }
+        return best
     }
 }
 
@@ -53,9 +103,13 @@ public struct Plan: Sendable, Hashable {
     public let usageRetentionDays: Int
     /// `usageRetentionDays` as the script argument, built once.
     let usageArgumentBytes: [UInt8]
+    /// The API stages the plan covers, each with its route rules (the plan's `routes` and the
+    /// stage's own, all as the stage's buckets); nil: every stage, with the plan's routes.
+    public let stages: [String: [RouteRule]]?
 
     private let defaultLimits: [Limit]
-    private let limitsByRule: [[Limit]]
+    private let planRules: RouteRules
+    private let stageRules: [String: RouteRules]
 
     /// Creates a plan and works out, once, the limits of every route.
     public init(
@@ -68,7 +122,8 @@ public struct Plan: Sendable, Hashable {
         quotaUnit: LimitUnit = .requests,
         headers: Set<HeaderStyle> = [.ietf],
         shadow: Bool = false,
-        usageRetentionDays: Int = 0
+        usageRetentionDays: Int = 0,
+        stages: [String: [RouteRule]]? = nil
     ) {
         let throttleLimit = throttle.map {
             Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix, unit: throttleUnit)
@@ -84,47 +139,50 @@ public struct Plan: Sendable, Hashable {
         self.usageRetentionDays = quota == nil ? 0 : max(0, usageRetentionDays)
         self.usageArgumentBytes = Array(String(self.usageRetentionDays).utf8)
         self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 }
-        self.limitsByRule = routes.map { rule in
-            var limits: [Limit] = []
-            if rule.additional, let throttleLimit { limits.append(throttleLimit) }
-            limits.append(rule.limit)
-            if let quotaLimit { limits.append(quotaLimit) }
-            return limits
-        }
+        self.planRules = RouteRules(routes: routes, throttle: throttleLimit, quota: quotaLimit)
+        self.stages = stages
+        self.stageRules = (stages ?? [:]).mapValues { RouteRules(routes: $0, throttle: throttleLimit, quota: quotaLimit) }
     }
 
-    /// The rule that governs a route: the most specific matching pattern (by path: exact >
-    /// parameter > wildcard, segment by segment; then a named method over `*`).
+    /// The rule that governs a route among the plan's own routes: the most specific matching
+    /// pattern (by path: exact > parameter > wildcard, segment by segment; then a named method
+    /// over `*`).
     public func rule(for route: RequestRoute) -> RouteRule? {
-        self.ruleIndex(for: route).map { self.routes[$0] }
+        self.planRules.ruleIndex(for: route).map { self.routes[$0] }
     }
 
-    private func ruleIndex(for route: RequestRoute) -> Int? {
-        var best: Int?
-        for index in self.routes.indices where self.routes[index].pattern.matches(method: route.method, segments: route.segments) {
-            if let current = best, self.routes[index].pattern.isMoreSpecific(than: self.routes[current].pattern) != true {
-                continue
-            }
-            best = index
-        }
-        return best
-    }
-
-    /// The limits that apply to a request on `route` (nil: no route given), in a fixed order:
-    /// throttle (or the route's own), route (when additional), quota.
+    /// The limits that apply to a request on `route` (nil: no route given) of a plan without
+    /// stages, in a fixed order: throttle (or the route's own), route (when additional), quota.
     public func limits(for route: RequestRoute?) -> [Limit] {
-        self.limits(forRuleAt: route.flatMap { self.ruleIndex(for: $0) })
+        Self.limits(in: self.planRules, for: route, default: self.defaultLimits)
     }
 
-    /// Every limit of the plan, each once: throttle, quota, then route buckets in config order.
+    /// The limits that apply to a request on `route` and API `stage`: a plan without stages
+    /// ignores the stage; one with stages needs a stage it lists, whose rules then apply. The
+    /// plan's throttle and quota span all its stages.
+    public func limits(for route: RequestRoute?, stage: String?) -> ApplicableLimits {
+        guard self.stages != nil else { return .limits(self.limits(for: route)) }
+        guard let stage else { return .missingStage }
+        guard let rules = self.stageRules[stage] else { return .stageNotInPlan }
+        return .limits(Self.limits(in: rules, for: route, default: self.defaultLimits))
+    }
+
+    /// Every limit of the plan, each once: throttle, quota, then route buckets in config order
+    /// (a plan with stages: each stage's, stages by name).
     public var allLimits: [Limit] {
-        [self.throttle, self.quota].compactMap { $0 } + self.routes.map(\.limit)
+        let routeLimits: [Limit]
+        if let stages = self.stages {
+            routeLimits = stages.sorted { $0.key < $1.key }.flatMap { $0.value.map(\.limit) }
+        } else {
+            routeLimits = self.routes.map(\.limit)
+        }
+        return [self.throttle, self.quota].compactMap { $0 } + routeLimits
     }
 
-    private func limits(forRuleAt index: Int?) -> [Limit] {
-        if let index {
-            return self.limitsByRule[index]
+    private static func limits(in rules: RouteRules, for route: RequestRoute?, default defaultLimits: [Limit]) -> [Limit] {
+        if let route, let index = rules.ruleIndex(for: route) {
+            return rules.limitsByRule[index]
         }
-        return self.defaultLimits
+        return defaultLimits
     }
 }

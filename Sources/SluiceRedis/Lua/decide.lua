@@ -10,7 +10,7 @@
 -- ARGV[3]    usage retention in days ("0": no usage record)
 -- ARGV[4..]  four arguments per limit, in KEYS order:
 --            "b", emission interval in microseconds (1e6 / rate), burst, "0"
---            "q", limit, period ("d" | "w" | "m"), offset in seconds
+--            "q", limit (or "limit,initial_offset"), period ("d" | "w" | "m"), offset in seconds
 --
 -- Returns { allowed, now_ms, then five integers per limit:
 --           remaining, reset_after_ms, retry_after_ms (0 = admits, -1 = never),
@@ -20,7 +20,8 @@
 -- State: a bucket is one number, its theoretical arrival time in microseconds
 -- (GCRA), stored exactly (no rounding drift); the bucket is full once that time has
 -- passed, which is when its key expires. A quota is "window_start_s:used[:extension]"
--- and expires when its window ends. A value that cannot be read (wrong type, garbage)
+-- and expires when its window ends (400 days later for a quota with an initial offset, so
+-- that a key's later windows are not taken for its initial one). A value that cannot be read (wrong type, garbage)
 -- counts as absent: the next write replaces it.
 --
 -- Usage: an admitted request that a quota counts adds its cost to the field of its
@@ -74,14 +75,25 @@ for i = 1, n do
       end
     end
   else
-    local base = tonumber(ARGV[a + 1])
+    local base, initial = quota_limit(ARGV[a + 1])
     local period = ARGV[a + 2]
     local offset = tonumber(ARGV[a + 3])
     usage_offset = usage_offset or offset
     local now_s = floor(now_us / 1000000)
     local ws, we = window(period, offset, now_s)
     window_s = we - ws
-    local used, ext = quota_state(read(KEYS[i]), ws)
+    local stored = read(KEYS[i])
+    local used, ext = quota_state(stored, ws)
+    local keep_us = 0
+    if initial > 0 then
+      keep_us = initial_memory_us
+      -- No window of this quota on record for the key, and no usage recorded: its initial
+      -- window, which starts with the limit lowered by the initial offset.
+      local usage_key = KEYS[n + 1]
+      if not stored and not (usage_key and redis.call('EXISTS', usage_key) == 1) then
+        ext = -initial
+      end
+    end
     local limit = base + ext
     if limit < 0 then limit = 0 end
     capacity = limit
@@ -98,7 +110,7 @@ for i = 1, n do
         remaining, retry_ms = left, 0
       else
         remaining, retry_ms = left - need, 0
-        writes[#writes + 1] = { KEYS[i], quota_value(ws, used + need, ext), ms_up(reset_us) }
+        writes[#writes + 1] = { KEYS[i], quota_value(ws, used + need, ext), ms_up(reset_us + keep_us) }
         unconsumed[i] = { left, ms_up(reset_us) }
       end
     else

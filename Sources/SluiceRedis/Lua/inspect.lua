@@ -32,7 +32,7 @@ for i = 1, n do
     out[o + 4] = 0
     out[o + 5] = 0
   else
-    local base = tonumber(ARGV[a + 1])
+    local base = quota_limit(ARGV[a + 1])
     local ws, we = window(ARGV[a + 2], tonumber(ARGV[a + 3]), floor(now_us / 1000000))
     local used, ext = quota_state(read(KEYS[i]), ws)
     local limit = base + ext

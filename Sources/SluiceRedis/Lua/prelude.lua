@@ -118,6 +118,19 @@ local function quota_state(stored, ws)
   return used, ext
 end
 
+-- A quota's configured limit and initial offset from its script argument, "limit" or
+-- "limit,initial_offset" (AWS's offset: units subtracted in a key's initial window).
+local function quota_limit(text)
+  local l, o = string.match(text, '^(%d+),(%d+)$')
+  if l then return tonumber(l), tonumber(o) end
+  return tonumber(text), 0
+end
+
+-- How long a quota with an initial offset keeps its state past the window's end, so that
+-- the next window knows the key is not new: 400 days, in microseconds. A key idle longer
+-- than that counts as new again.
+local initial_memory_us = 400 * 86400 * 1000000
+
 -- The stored form of a quota state.
 local function quota_value(ws, used, ext)
   if ext == 0 then return string.format('%d:%d', ws, used) end

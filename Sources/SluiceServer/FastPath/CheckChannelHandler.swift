@@ -269,6 +269,8 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.respond(status: .ok, headers: headers, body: body, closeAfter: closeAfter, context: context)
         case .success(.backendUnavailable(_, let detail)):
             self.respond(error: .backendUnavailable(detail), closeAfter: closeAfter, context: context)
+        case .success(.invalid(let error)):
+            self.respond(error: APIError(error), closeAfter: closeAfter, context: context)
         case .failure(let error):
             self.respond(error: .backendUnavailable("\(error)"), closeAfter: closeAfter, context: context)
         }

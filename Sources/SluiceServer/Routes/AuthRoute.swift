@@ -9,12 +9,13 @@ import SluiceCore
 /// `ForwardAuth`, Caddy `forward_auth`, HAProxy, Envoy `ext_authz`).
 ///
 /// The key comes from `server.api_key_header` (default `X-API-Key`) or
-/// `Authorization: Bearer`; the cost from `X-RateLimit-Cost`; the route from the one source
+/// `Authorization: Bearer`; the cost from `X-RateLimit-Cost`; the API stage from `X-Sluice-Stage`
+/// (set by the gateway only); the route from the one source
 /// `server.forward_auth.route_from` trusts (docs/ARCHITECTURE.md, "Forward auth"):
 /// `X-Original-Method` + `X-Original-URI`, `X-Forwarded-Method` + `X-Forwarded-Uri`, or the
 /// path after `/v1/auth/` (Envoy's path form, which wins under every setting since the gateway
 /// builds that URL itself). Answers: 204 allowed, 429 denied (the decision as JSON), 401 no key,
-/// 403 unknown key, 400 bad headers, 503 when Redis is down and the plan fails closed (204
+/// 403 unknown key or a stage the plan does not cover, 400 bad headers, 503 when Redis is down and the plan fails closed (204
 /// when it fails open).
 ///
 /// A gateway that can pass on only 401 and 403 without dropping the client's connection
@@ -29,6 +30,7 @@ struct AuthRoute: Sendable {
     static let forwardedURI = HTTPField.Name("X-Forwarded-Uri")!
     static let cost = HTTPField.Name("X-RateLimit-Cost")!
     static let denyStatus = HTTPField.Name("X-Sluice-Deny-Status")!
+    static let stage = HTTPField.Name("X-Sluice-Stage")!
     static let meantStatus = HTTPField.Name("X-Sluice-Status")!
 
     let decider: Decider
@@ -90,12 +92,14 @@ struct AuthRoute: Sendable {
             if decision.allowed {
                 return DecisionResponse.emptyResponse(for: decision, styles: styles, status: allowedStatus)
             }
-            if decision.reason == .unknownAPIKey {
+            if decision.reason == .unknownAPIKey || decision.reason == .stageNotInPlan {
                 return DecisionResponse.response(for: decision, styles: styles, status: .forbidden, allocator: ByteBufferAllocator())
             }
             return DecisionResponse.response(for: decision, styles: styles, status: .tooManyRequests, allocator: ByteBufferAllocator())
         case .backendUnavailable(_, let detail):
             throw APIError.backendUnavailable(detail)
+        case .invalid(let error):
+            throw APIError(error)
         }
     }
 
@@ -165,6 +169,13 @@ struct AuthRoute: Sendable {
             }
             cost = value
         }
-        return CheckRequest(apiKey: apiKey, route: route, cost: cost)
+        var stage: String?
+        if let text = headers[Self.stage] {
+            if let problem = CheckRequest.stageProblem(text) {
+                throw APIError(.badRequest, code: "invalid_stage", message: "X-Sluice-Stage: \(problem)")
+            }
+            stage = text
+        }
+        return CheckRequest(apiKey: apiKey, route: route, cost: cost, stage: stage)
     }
 }
