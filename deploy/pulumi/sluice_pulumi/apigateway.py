@@ -191,7 +191,8 @@ class UsagePlan:
     value ``UsagePlanKey(usage_plan_id=...)`` takes (the plan's name). ``description``,
     ``product_code`` and ``tags`` have no Sluice counterpart and are not accepted.
     ``sluice_settings`` adds Sluice's own plan keys (``on_backend_error``, ``headers``,
-    ``shadow``, ``routes``), checked by ``sluice check-config``.
+    ``shadow``, ``routes``), checked by ``sluice check-config``. ``opts`` is accepted for the
+    signature's sake and unused: nothing is created in a cloud.
     """
 
     def __init__(
@@ -449,9 +450,9 @@ def _quota(value: Any, where: str) -> Optional[dict]:
     return quota
 
 
-def _stages(value: Any, where: str) -> Optional[dict]:
-    """``{(api_id, stage): routes}`` with outputs resolved later by ``_checked_config``; kept
-    as a list of entries here since an output is no dict key."""
+def _stages(value: Any, where: str) -> Optional[list]:
+    """One entry per stage (``api_id``, ``stage``, its ``routes``), keyed by ``"<api_id>/<stage>"``
+    only in ``_checked_config``, once outputs are known: an output is no dict key."""
     if value is None:
         return None
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
