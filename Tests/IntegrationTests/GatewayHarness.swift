@@ -557,6 +557,25 @@ extension GatewaySite {
         }
     }
 
+    /// A client's `X-Sluice-Stage` never reaches Sluice: the site sets the stage itself (or,
+    /// as shipped, sends none), so a plan that lists stages answers 400 `missing_stage`, not a
+    /// decision for the stage the client named.
+    func checkStageSpoofing() async throws {
+        let stack = try await self.startStack(plans: """
+            plans:
+              gw:
+                throttle: { rate: 0.01, burst: 10 }
+                stages: { "mlApi/prod": {} }
+            api_keys: [ { key: gw-key, plan: gw } ]
+            """)
+        let gateway = try await self.startGateway(sluicePort: stack.sluice.port, appPort: stack.app.port, slowSluice: true)
+        for stage in ["mlApi/prod", "mlApi/dev"] {
+            let answer = try await gateway.request("GET", "/hello", headers: ["X-API-Key": "gw-key", "X-Sluice-Stage": stage])
+            #expect(answer.status == 400, "\(self.name), client stage \(stage): \(answer.dump)\n\(gateway.log)")
+        }
+        #expect(stack.served.isEmpty, "\(self.name): \(stack.served)")
+    }
+
     /// Sluice down: fail-closed answers 503 at once and nothing reaches the app; fail-open
     /// lets the request through.
     func checkSluiceUnreachable() async throws {

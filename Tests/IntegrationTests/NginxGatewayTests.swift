@@ -63,6 +63,11 @@ struct NginxGatewayTests {
         try await Self.site.checkSpoofing()
     }
 
+    @Test("a client's X-Sluice-Stage never reaches Sluice")
+    func stageSpoofing() async throws {
+        try await Self.site.checkStageSpoofing()
+    }
+
     @Test("Sluice unreachable: fail-closed answers 503 fast; fail-open passes to the app")
     func sluiceUnreachable() async throws {
         try await Self.site.checkSluiceUnreachable()

@@ -72,6 +72,8 @@ core.register_action("sluice_auth", { "http-req" }, function(txn, gate, fail_mod
         -- When Sluice requires gateway tokens (server.client_tokens_sha256), send this
         -- gateway's: ["x-sluice-token"] = { "the-gateway-token" },
         -- To charge a cost this gateway assigns: ["x-ratelimit-cost"] = { "..." },
+        -- The API stage this site serves, for plans that list stages:
+        -- ["x-sluice-stage"] = { "mlApi/prod" },
     }
     for _, name in ipairs(KEY_HEADERS) do
         local value = first(client, name)
