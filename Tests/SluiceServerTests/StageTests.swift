@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SluiceCore
 import SluiceTestSupport
 import Testing
 
@@ -108,6 +109,25 @@ struct StageTests {
             #expect(try await self.check(h, stage: "mlApi/prod", cost: 0).remaining(of: "throttle") == 2)
             let bad = try await h.check(#"{"api_key":"k","stage":7}"#)
             #expect(bad.status == .badRequest && bad.errorCode == "invalid_stage")
+        }
+    }
+
+    @Test("the admin API's plan view shows stages with their routes, and the quota's initial_offset")
+    func planView() async throws {
+        let redis = try await RedisServer.start()
+        let yaml = "admin: { port: 0, tokens_sha256: [\(KeyDigester.sha256Hex(of: "admin-secret"))] }\n"
+            + Self.yaml.replacingOccurrences(of: "quota: { limit: 100, period: day }", with: "quota: { limit: 100, period: day, initial_offset: 7 }")
+        try await ServerHarness.run(try ServerHarness.config(yaml, redis: redis)) { h in
+            let r = try await h.admin("/admin/v1/plans")
+            let plans = r.json["plans"] as? [[String: Any]] ?? []
+            let staged = try #require(plans.first { $0["name"] as? String == "staged" })
+            #expect((staged["quota"] as? [String: Any])?["initial_offset"] as? Int == 7)
+            let stages = staged["stages"] as? [[String: Any]] ?? []
+            #expect(stages.map { $0["name"] as? String } == ["mlApi/dev", "mlApi/prod"])
+            let prodRoutes = (stages.last?["routes"] as? [[String: Any]] ?? []).compactMap { $0["limit"] as? String }
+            #expect(Set(prodRoutes) == ["route:mlApi/prod:POST /predict", "route:mlApi/prod:GET /models"])
+            let open = try #require(plans.first { $0["name"] as? String == "open" })
+            #expect(open["stages"] == nil)
         }
     }
 }

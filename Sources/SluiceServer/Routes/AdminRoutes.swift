@@ -94,27 +94,45 @@ struct AdminRoutes: Sendable {
                 writer.field("limit", q.limit)
                 writer.field("period", q.period.rawValue)
                 writer.field("offset_hours", q.offsetHours)
+                writer.field("initial_offset", q.initialOffset)
                 writer.endObject()
             }
             writer.field("on_backend_error", plan.onBackendError.rawValue)
             writer.field("shadow", plan.shadow)
             writer.field("headers", strings: plan.headers.map(\.rawValue).sorted())
-            writer.beginArray("routes")
-            for rule in plan.routes {
-                guard case .bucket(let bucket) = rule.limit.kind else { continue }
-                writer.beginObject()
-                writer.field("key", rule.key)
-                writer.field("rate", number: bucket.rate)
-                writer.field("burst", bucket.burst)
-                writer.field("additional", rule.additional)
-                writer.endObject()
+            Self.write(routes: plan.routes, to: &writer)
+            if let stages = plan.stages {
+                // Absent: the plan covers every stage.
+                writer.beginArray("stages")
+                for (name, rules) in stages.sorted(by: { $0.key < $1.key }) {
+                    writer.beginObject()
+                    writer.field("name", name)
+                    Self.write(routes: rules, to: &writer)
+                    writer.endObject()
+                }
+                writer.endArray()
             }
-            writer.endArray()
             writer.endObject()
         }
         writer.endArray()
         writer.endObject()
         return writer.response(noStore: true)
+    }
+
+    /// A `routes` array of the plan view: each rule's key, its limit's name, rate, burst.
+    private static func write(routes: [RouteRule], to writer: inout JSONWriter) {
+        writer.beginArray("routes")
+        for rule in routes {
+            guard case .bucket(let bucket) = rule.limit.kind else { continue }
+            writer.beginObject()
+            writer.field("key", rule.key)
+            writer.field("limit", rule.limit.name)
+            writer.field("rate", number: bucket.rate)
+            writer.field("burst", bucket.burst)
+            writer.field("additional", rule.additional)
+            writer.endObject()
+        }
+        writer.endArray()
     }
 
     // MARK: keys
