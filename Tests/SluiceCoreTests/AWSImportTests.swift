@@ -101,6 +101,7 @@ struct AWSImportTests {
             ("stage mlApi/dev", "not rate limits, not imported: variables"),
             (basic, "description \"Basic tier\""),
             (basic, "tags {team: \"ml\"}"),
+            (basic, "quota offset 2 is imported as initial_offset, which Sluice subtracts in each key's first window"),
             (basic, "quota period WEEK: Sluice's weeks start on Monday 00:00 UTC"),
             (basic + ", stage mlApi/prod", "method throttle \"/*/*\" is imported as \"* /*\"; Sluice's * matches one or more path segments"),
             (basic + ", stage mlApi/prod", "method throttle \"/a/*/b/GET\": a * inside a resource path has no Sluice counterpart"),
@@ -259,6 +260,7 @@ struct AWSImportTests {
         #expect(result.yaml.contains("quota: { limit: 100, period: day, initial_offset: 100 }"))
         #expect(result.notes.contains { $0.message.contains("throttle rateLimit 0 (burstLimit 5): Sluice needs a positive rate") })
         #expect(result.notes.contains { $0.message.contains("quota offset 250 is above the limit 100") })
+        #expect(result.notes.contains { $0.message.contains("quota offset 100 is imported as initial_offset") })
         _ = try ConfigLoader.parse(yaml: result.yaml, source: "imported.yaml")
 
         result = try AWSImport.convert(Self.onePlan(#"{"id": "p1", "name": "p", \#(stages), "throttle": {"rateLimit": 0.25, "burstLimit": 2.5}, "quota": {"limit": 10, "period": "YEAR"}}"#))

@@ -606,6 +606,9 @@ private struct Converter {
                 initialOffset = Int(offset)
             }
         }
+        if initialOffset > 0 {
+            self.note(subject, "quota offset \(initialOffset) is imported as initial_offset, which Sluice subtracts in each key's first window (that of its first request counted after the import), while AWS subtracted it in the plan's initial period: if that period is over, remove initial_offset")
+        }
         if period.lowercased() == "week" {
             self.note(subject, "quota period WEEK: Sluice's weeks start on Monday 00:00 UTC; AWS's API reference once documented weeks starting on Sunday, and offset_hours (0-23) cannot shift a window by a day: see README, \"Coming from AWS API Gateway usage plans\"")
         }
