@@ -13,18 +13,23 @@ struct ImportAWSCommand: ParsableCommand {
             Export with the aws CLI (JSON output), then import:
 
               aws apigateway get-usage-plans > plans.json
-              aws apigateway get-usage-plan-keys --usage-plan-id PLAN_ID > keys-PLAN_ID.json   (once per plan)
+              aws apigateway get-usage-plan-keys --usage-plan-id ID > keys-ID.json
+                                                            (once per plan)
               aws apigateway get-api-keys --include-values > api-keys.json
-              aws apigateway get-rest-apis > rest-apis.json                                   (optional)
-              aws apigateway get-stages --rest-api-id API_ID > stages-API_ID.json              (optional, once per API)
-              sluice import-aws --usage-plans plans.json --usage-plan-keys PLAN_ID=keys-PLAN_ID.json \\
-                  --api-keys api-keys.json --rest-apis rest-apis.json --stages API_ID=stages-API_ID.json \\
+              aws apigateway get-rest-apis > rest-apis.json        (optional)
+              aws apigateway get-stages --rest-api-id API > stages-API.json
+                                                  (optional, once per API)
+              sluice import-aws --usage-plans plans.json \\
+                  --usage-plan-keys ID=keys-ID.json --api-keys api-keys.json \\
+                  --rest-apis rest-apis.json --stages API=stages-API.json \\
                   --output sluice.yaml
 
-            FILE may be - (standard input) for one of the inputs. Keys are written as key_sha256 (the
-            hex SHA-256 of the value) unless --include-values. Every AWS setting that is not imported
-            as it was is listed on standard error, one per line; the config written passes
-            `sluice check-config`. Exit 0 when the config was written, 1 when an input cannot be read.
+            One input may be - (standard input). Keys are written as
+            key_sha256 (the hex SHA-256 of the value) unless --include-values.
+            Every AWS setting not imported as it was is listed on standard
+            error, one per line; the config written passes check-config.
+            Exit 0 when the config was written, 1 when an input cannot be
+            read or nothing valid could be built.
             """
     )
 
