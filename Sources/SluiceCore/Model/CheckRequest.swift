@@ -79,13 +79,14 @@ public struct CheckRequest: Sendable, Hashable {
     /// Longest accepted stage name, in bytes.
     public static let maxStageBytes = 128
 
-    /// Why `stage` is not a usable stage name (1-128 bytes, no control characters), or nil.
+    /// Why `stage` is not a usable stage name, or nil: 1-128 printable ASCII characters, spaces
+    /// only inside (it travels in a header, `X-Sluice-Stage`, as well as in JSON).
     public static func stageProblem(_ stage: String) -> String? {
-        if stage.isEmpty || stage.utf8.count > Self.maxStageBytes {
-            return "a stage name is 1-\(Self.maxStageBytes) bytes"
-        }
-        if stage.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            return "a stage name holds no control characters"
+        let bytes = stage.utf8
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= Self.maxStageBytes,
+            bytes.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }), first != 0x20, last != 0x20
+        else {
+            return "a stage name is 1-\(Self.maxStageBytes) printable ASCII characters (spaces only inside), like \"mlApi/prod\""
         }
         return nil
     }
