@@ -154,6 +154,43 @@ struct ImportAWSTests {
 
         #expect(await sluice.terminate() == 0)
     }
+
+    @Test("the command writes nothing when an input is unreadable or the result would not validate")
+    func refusals() async throws {
+        let fixtures = PythonTools.repositoryRoot.appendingPathComponent("Tests/SluiceCoreTests/Fixtures/aws")
+        func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-import-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("out.yaml").path
+        let base = ["import-aws", "--usage-plans", path("usage-plans.json"), "--output", output]
+
+        var run = try await SluiceProcess.runCLI(base + ["--usage-plan-keys", "up1basic=" + path("usage-plan-keys-up1basic.json"), "--api-keys", path("api-keys.json")])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("import-aws: 4 plan(s), 1 API key(s) written to \(output)"), "\(run.output)")
+        #expect(try await SluiceProcess.runCLI(["check-config", output]).status == 0)
+        try FileManager.default.removeItem(atPath: output)
+
+        // Only the plan without stages has keys: none can be imported, and a file without keys
+        // would not pass check-config.
+        run = try await SluiceProcess.runCLI(base + ["--usage-plan-keys", "draft=" + path("usage-plan-keys-up4draft.json"), "--api-keys", path("api-keys.json")])
+        #expect(run.status == 1 && run.output.contains("does not validate, so it was not written"), "\(run.output)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+
+        run = try await SluiceProcess.runCLI(base + ["--api-keys", path("rest-apis.json").replacingOccurrences(of: ".json", with: ".missing")])
+        #expect(run.status == 1 && run.output.contains("error: cannot read"), "\(run.output)")
+        let notJSON = directory.appendingPathComponent("api-keys.json")
+        try Data("An error occurred (UnrecognizedClientException)".utf8).write(to: notJSON)
+        run = try await SluiceProcess.runCLI(base + ["--api-keys", notJSON.path])
+        #expect(run.status == 1 && run.output.contains("\(notJSON.path): not the JSON the aws CLI prints"), "\(run.output)")
+        run = try await SluiceProcess.runCLI(base + ["--api-keys", path("api-keys.json"), "--usage-plan-keys", "nope=" + path("usage-plan-keys-up1basic.json")])
+        #expect(run.status == 1 && run.output.contains("no usage plan has the id or name \"nope\""), "\(run.output)")
+        run = try await SluiceProcess.runCLI(["import-aws", "--usage-plans", "-", "--api-keys", "-"])
+        #expect(run.status != 0 && run.output.contains("standard input (-) can feed only one input"), "\(run.output)")
+        run = try await SluiceProcess.runCLI(base + ["--api-keys", path("api-keys.json"), "--stages", "no-equals-sign"])
+        #expect(run.status != 0 && run.output.contains("--stages takes API_ID=FILE"), "\(run.output)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
 }
 
 /// `moto_server` from the suite's venv on a free loopback port, stopped by PID.
