@@ -26,14 +26,28 @@ sluice_apt_install() {
   fi
   echo "installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Several of these packages start a system service when installed under systemd (nginx and
+  # caddy on :80, redis-server on :6379, prometheus on :9090, Sluice's default admin port).
+  # The scripts start their own servers on their own ports, so none is started here: a
+  # policy-rc.d that refuses every start, for this install only, unless the machine has one.
+  local policy=/usr/sbin/policy-rc.d
+  local made_policy=""
+  if [ ! -e "$policy" ]; then
+    $sudo sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy" && made_policy=1
+  fi
+  local status=0
   if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/sluice-apt.log 2>&1; then
     $sudo apt-get update -qq >/tmp/sluice-apt.log 2>&1 || true
     if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/sluice-apt.log 2>&1; then
       echo "error: apt-get install ${missing[*]} failed; see /tmp/sluice-apt.log" >&2
       tail -20 /tmp/sluice-apt.log >&2
-      return 1
+      status=1
     fi
   fi
+  if [ -n "$made_policy" ]; then
+    $sudo rm -f "$policy"
+  fi
+  return $status
 }
 
 # Packages every Sluice build and test needs.
