@@ -5,9 +5,12 @@ import Foundation
 public struct AWSExport: Sendable {
     /// One document and where it came from (a file name, or `-` for standard input).
     public struct Document: Sendable {
+        /// Named in messages: the file's path, or `<stdin>`.
         public let source: String
+        /// The JSON text.
         public let data: Data
 
+        /// Creates a document.
         public init(source: String, data: Data) {
             self.source = source
             self.data = data
@@ -18,8 +21,10 @@ public struct AWSExport: Sendable {
     public struct PlanKeys: Sendable {
         /// The usage plan's id (or, if no plan has that id, its name when only one plan has it).
         public let plan: String
+        /// The command's output.
         public let document: Document
 
+        /// Creates one plan's keys.
         public init(plan: String, document: Document) {
             self.plan = plan
             self.document = document
@@ -28,9 +33,12 @@ public struct AWSExport: Sendable {
 
     /// `get-stages --rest-api-id ID` for one REST API.
     public struct Stages: Sendable {
+        /// The REST API's id (`--rest-api-id`).
         public let apiID: String
+        /// The command's output.
         public let document: Document
 
+        /// Creates one API's stages.
         public init(apiID: String, document: Document) {
             self.apiID = apiID
             self.document = document
@@ -48,6 +56,7 @@ public struct AWSExport: Sendable {
     /// `get-stages`, one per REST API.
     public var stages: [Stages]
 
+    /// Creates an export.
     public init(usagePlans: Document, usagePlanKeys: [PlanKeys], apiKeys: Document, restAPIs: Document? = nil, stages: [Stages] = []) {
         self.usagePlans = usagePlans
         self.usagePlanKeys = usagePlanKeys
@@ -59,8 +68,10 @@ public struct AWSExport: Sendable {
 
 /// An input `sluice import-aws` cannot read at all (not JSON, a plan id that no plan has...).
 public struct AWSImportError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, naming the input.
     public let description: String
 
+    /// Creates an error.
     public init(_ description: String) { self.description = description }
 }
 
@@ -71,11 +82,13 @@ public struct AWSImportNote: Sendable, Hashable, CustomStringConvertible {
     /// What was not imported, or imported differently, and why.
     public let message: String
 
+    /// Creates a note.
     public init(subject: String, message: String) {
         self.subject = subject
         self.message = message
     }
 
+    /// `subject: message`, as `sluice import-aws` prints it.
     public var description: String { "\(self.subject): \(self.message)" }
 }
 
@@ -85,8 +98,9 @@ public struct AWSImportResult: Sendable {
     public let yaml: String
     /// Every AWS setting not imported as it was, in input order.
     public let notes: [AWSImportNote]
-    /// Plans and keys written.
+    /// Plans written.
     public let planCount: Int
+    /// API keys written.
     public let keyCount: Int
 }
 
