@@ -331,7 +331,8 @@ _PARAMETER = re.compile(r"\{([A-Za-z0-9._-]+)(\+?)\}")
 def route_for_throttle_path(path: str) -> str:
     """Sluice's route key for an AWS method-throttle path: ``"/predict/POST"`` →
     ``"POST /predict"``, ``"//GET"`` (the root resource) → ``"GET /"``, ``"/{proxy+}/ANY"`` →
-    ``"* /*"``, ``"/models/{model}/GET"`` → ``"GET /models/{model}"``.
+    ``"* /*"``, ``"/*/*"`` (every resource of the stage) → ``"* /*"``, ``"/models/{model}/GET"`` →
+    ``"GET /models/{model}"``.
 
     Raises ``UsagePlanError`` for anything else, saying why.
     """
@@ -358,9 +359,12 @@ def route_for_throttle_path(path: str) -> str:
         if segment == "":
             raise UsagePlanError(f"{shape}: the resource path {resource!r} has an empty segment")
         if segment == "*":
-            raise UsagePlanError(
-                f"{shape}: a throttle for every resource is the plan's throttle_settings; name one resource path"
-            )
+            # AWS's /*/METHOD: every resource of the stage. Sluice's "*" matches one or more
+            # segments, so the root path "/" is not covered (sluice import-aws maps it the same way).
+            if len(segments) != 1:
+                raise UsagePlanError(f"{shape}: \"*\" stands for every resource only as the whole resource path (/*/METHOD)")
+            out.append("*")
+            continue
         match = _PARAMETER.fullmatch(segment)
         if match:
             if match.group(2):  # {proxy+}: the rest of the path, one or more segments
