@@ -118,7 +118,10 @@ extension RedisClientConfiguration {
             commandTimeout: .milliseconds(Int64(redis.timeoutMs)),
             connectTimeout: .milliseconds(Int64(redis.connectTimeoutMs)),
             connectionsPerEventLoop: redis.connectionsPerLoop,
-            maxPendingCommands: redis.maxPending
+            maxPendingCommands: redis.maxPending,
+            tls: redis.tls.map {
+                RedisTLSConfiguration(caFile: $0.caFile, certificateFile: $0.certFile, keyFile: $0.keyFile, serverName: $0.serverName)
+            }
         )
     }
 }

@@ -87,9 +87,10 @@ struct ConfigFile: Decodable {
         var connectTimeoutMs: Int?
         var connectionsPerLoop: Int?
         var maxPending: Int?
+        var tls: TLSSection?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url
+            case url, tls
             case timeoutMs = "timeout_ms"
             case connectTimeoutMs = "connect_timeout_ms"
             case connectionsPerLoop = "connections_per_loop"
@@ -104,6 +105,30 @@ struct ConfigFile: Decodable {
             self.connectTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .connectTimeoutMs)
             self.connectionsPerLoop = try c.decodeIfPresent(Int.self, forKey: .connectionsPerLoop)
             self.maxPending = try c.decodeIfPresent(Int.self, forKey: .maxPending)
+            self.tls = try c.decodeIfPresent(TLSSection.self, forKey: .tls)
+        }
+    }
+
+    struct TLSSection: Decodable {
+        var caFile: String?
+        var certFile: String?
+        var keyFile: String?
+        var serverName: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case caFile = "ca_file"
+            case certFile = "cert_file"
+            case keyFile = "key_file"
+            case serverName = "server_name"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+            self.certFile = try c.decodeIfPresent(String.self, forKey: .certFile)
+            self.keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+            self.serverName = try c.decodeIfPresent(String.self, forKey: .serverName)
         }
     }
 

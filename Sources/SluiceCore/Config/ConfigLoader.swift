@@ -156,6 +156,7 @@ private struct Validator {
         let connectTimeoutMs = self.bounded(redisSection?.connectTimeoutMs, "redis.connect_timeout_ms", default: 1000, 1...60_000)
         let perLoop = self.bounded(redisSection?.connectionsPerLoop, "redis.connections_per_loop", default: 1, 1...64)
         let maxPending = self.bounded(redisSection?.maxPending, "redis.max_pending", default: 1024, 1...1_000_000)
+        let redisTLS = self.redisTLS(redisSection?.tls, urlTLS: redisURL.tls)
 
         // server
         var host = file.server?.host ?? "127.0.0.1"
@@ -361,7 +362,8 @@ private struct Validator {
                 timeoutMs: timeoutMs,
                 connectTimeoutMs: connectTimeoutMs,
                 connectionsPerLoop: perLoop,
-                maxPending: maxPending
+                maxPending: maxPending,
+                tls: redisTLS
             ),
             host: host,
             port: port,
@@ -396,6 +398,61 @@ private struct Validator {
             }
         }
         return digests
+    }
+
+    /// `redis.tls` and its `SLUICE_REDIS_TLS_*` variables: on with the section, any variable or a
+    /// `rediss://` URL. Files are read here so that `check-config` names an unreadable one.
+    private mutating func redisTLS(_ section: ConfigFile.TLSSection?, urlTLS: Bool) -> SluiceConfig.TLS? {
+        // (file value, key, environment variable) -> (value, problem path, problem source)
+        func pick(_ file: String?, _ key: String, _ env: String) -> (value: String?, path: String, source: String?) {
+            if let raw = self.environment[env] { return (raw, "", env) }
+            return (file, "redis.tls." + key, nil)
+        }
+        let ca = pick(section?.caFile, "ca_file", "SLUICE_REDIS_TLS_CA_FILE")
+        let cert = pick(section?.certFile, "cert_file", "SLUICE_REDIS_TLS_CERT_FILE")
+        let key = pick(section?.keyFile, "key_file", "SLUICE_REDIS_TLS_KEY_FILE")
+        let name = pick(section?.serverName, "server_name", "SLUICE_REDIS_TLS_SERVER_NAME")
+        let anyEnv = [ca, cert, key, name].contains { $0.source != nil }
+        guard section != nil || urlTLS || anyEnv else { return nil }
+
+        for (entry, marker, what) in [
+            (ca, "-----BEGIN CERTIFICATE-----", "PEM certificate"),
+            (cert, "-----BEGIN CERTIFICATE-----", "PEM certificate"),
+            (key, "PRIVATE KEY-----", "PEM private key"),
+        ] {
+            guard let path = entry.value else { continue }
+            guard !path.isEmpty else {
+                self.fail(entry.path, "must be a file path, not empty", source: entry.source)
+                continue
+            }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let data = FileManager.default.contents(atPath: path)
+            else {
+                self.fail(entry.path, "cannot read the file \(path)", source: entry.source)
+                continue
+            }
+            if !String(decoding: data, as: UTF8.self).contains(marker) {
+                self.fail(entry.path, "\(path) holds no \(what) (no \"\(marker)\" line)", source: entry.source)
+            }
+        }
+        if cert.value != nil, key.value == nil {
+            self.fail(cert.path, "a client certificate needs its private key: set redis.tls.key_file too", source: cert.source)
+        } else if key.value != nil, cert.value == nil {
+            self.fail(key.path, "a private key needs its client certificate: set redis.tls.cert_file too", source: key.source)
+        }
+        if let serverName = name.value {
+            if serverName.isEmpty {
+                self.fail(name.path, "must not be empty (leave it out to verify the URL's host)", source: name.source)
+            } else if serverName.contains(":") || serverName.allSatisfy({ $0.isNumber || $0 == "." }) {
+                self.fail(
+                    name.path,
+                    "must be a host name, not an address: an address host is verified from the URL's host",
+                    source: name.source
+                )
+            }
+        }
+        return SluiceConfig.TLS(caFile: ca.value, certFile: cert.value, keyFile: key.value, serverName: name.value)
     }
 
     private mutating func bounded(_ value: Int?, _ path: String, default fallback: Int, _ range: ClosedRange<Int>) -> Int {

@@ -1,7 +1,9 @@
 import Foundation
 
-/// A parsed `redis://[user:password@]host[:port][/db]` URL.
+/// A parsed `redis://[user:password@]host[:port][/db]` URL (`rediss://`: the same over TLS).
 public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
+    /// Whether the scheme is `rediss://`, which turns TLS on.
+    public let tls: Bool
     /// Host name or address (IPv6 without brackets).
     public let host: String
     /// TCP port (default 6379).
@@ -20,11 +22,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             throw ConfigIssue("must look like redis://[user:password@]host:port/db")
         }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
-        if scheme == "rediss" {
-            throw ConfigIssue("TLS (rediss://) is not supported; use redis:// on a trusted network or a local TLS proxy")
-        }
-        guard scheme == "redis" else {
-            throw ConfigIssue("scheme must be redis://, not \(scheme)://")
+        guard scheme == "redis" || scheme == "rediss" else {
+            throw ConfigIssue("scheme must be redis:// or rediss:// (TLS), not \(scheme)://")
         }
         var rest = Substring(text[schemeEnd.upperBound...])
         var database = 0
@@ -72,6 +71,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             host = host[..<colon]
         }
         guard !host.isEmpty else { throw ConfigIssue("host is missing") }
+        self.tls = scheme == "rediss"
         self.host = String(host)
         self.port = port
         self.username = username
@@ -86,7 +86,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             auth = (self.username ?? "") + ":***@"
         }
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "redis://\(auth)\(host):\(self.port)/\(self.database)"
+        return "\(self.tls ? "rediss" : "redis")://\(auth)\(host):\(self.port)/\(self.database)"
     }
 
     private static func percentDecoded(_ text: Substring) -> String {

@@ -12,6 +12,20 @@ public struct SluiceConfig: Sendable {
         public var connectionsPerLoop: Int
         /// Commands that may wait for replies on one connection.
         public var maxPending: Int
+        /// TLS to Redis (a `rediss://` URL or the `redis.tls` section); nil: plain TCP.
+        public var tls: TLS? = nil
+    }
+
+    /// TLS to Redis (section `redis.tls`); the server's certificate is always verified.
+    public struct TLS: Sendable, Hashable {
+        /// PEM file of the CAs to trust; nil: the system's trust store.
+        public var caFile: String?
+        /// PEM file of the client certificate; set together with `keyFile`.
+        public var certFile: String?
+        /// PEM file of the client certificate's private key.
+        public var keyFile: String?
+        /// Name sent as SNI and verified in the certificate; nil: the URL's host.
+        public var serverName: String?
     }
 
     /// The admin listener (section `admin`).

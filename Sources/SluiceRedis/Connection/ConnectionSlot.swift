@@ -126,6 +126,7 @@ final class ConnectionSlot: @unchecked Sendable {
         RedisConnection.connect(
             host: configuration.host,
             port: configuration.port,
+            tls: self.shared.tls,
             on: self.eventLoop,
             connectTimeout: configuration.connectTimeout,
             maxPending: configuration.maxPendingCommands,

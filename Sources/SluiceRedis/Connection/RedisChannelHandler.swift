@@ -91,7 +91,12 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.logger.debug("Redis connection error", metadata: ["error": "\(error)"])
-        self.closeWith(.connectionClosed("Redis connection failed: \(error)"), context: context)
+        if let error = error as? SluiceRedisError {
+            // Already says what failed (a TLS handshake: RedisTLSFailureHandler).
+            self.closeWith(error, context: context)
+        } else {
+            self.closeWith(.connectionClosed("Redis connection failed: \(error)"), context: context)
+        }
     }
 
     private func scheduleFlush(context: ChannelHandlerContext) {

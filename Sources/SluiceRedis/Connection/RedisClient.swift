@@ -46,12 +46,15 @@ public final class RedisClient: Service, Sendable {
         let logger: Logger
         let observer: (any RedisClientObserver)?
         let status = Status()
+        /// Built once for every connection of the client.
+        let tls: RedisTLSContext?
 
         init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger, observer: (any RedisClientObserver)?) {
             self.configuration = configuration
             self.scripts = scripts
             self.logger = logger
             self.observer = observer
+            self.tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
         }
     }
 

@@ -26,6 +26,8 @@ public struct RedisClientConfiguration: Sendable {
     public var minReconnectDelay: TimeAmount
     /// Cap of the reconnect delay, which doubles after each failed attempt.
     public var maxReconnectDelay: TimeAmount
+    /// TLS to Redis; nil: plain TCP.
+    public var tls: RedisTLSConfiguration?
 
     /// Creates a configuration with Sluice's defaults.
     public init(
@@ -40,7 +42,8 @@ public struct RedisClientConfiguration: Sendable {
         maxPendingCommands: Int = 1024,
         maxConsecutiveTimeouts: Int = 3,
         minReconnectDelay: TimeAmount = .milliseconds(50),
-        maxReconnectDelay: TimeAmount = .seconds(2)
+        maxReconnectDelay: TimeAmount = .seconds(2),
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -54,6 +57,7 @@ public struct RedisClientConfiguration: Sendable {
         self.maxConsecutiveTimeouts = maxConsecutiveTimeouts
         self.minReconnectDelay = minReconnectDelay
         self.maxReconnectDelay = maxReconnectDelay
+        self.tls = tls
     }
 
     /// `AUTH [username] password`, or nil without a password.

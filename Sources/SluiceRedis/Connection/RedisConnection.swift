@@ -27,10 +27,12 @@ final class RedisConnection: @unchecked Sendable {
         return self.handler.pendingCount
     }
 
-    /// Opens a TCP connection and installs the handler. No handshake: see ``RedisClient``.
+    /// Opens a TCP connection and installs the handler, behind TLS when `tls` is set (the TLS
+    /// handshake runs as the first command is written). No Redis handshake: see ``RedisClient``.
     static func connect(
         host: String,
         port: Int,
+        tls: RedisTLSContext?,
         on eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
         maxPending: Int,
@@ -43,6 +45,7 @@ final class RedisConnection: @unchecked Sendable {
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 do {
+                    try tls?.addHandlers(to: channel, host: host, port: port)
                     let handler = try RedisChannelHandler(
                         maxPending: maxPending,
                         maxConsecutiveTimeouts: maxConsecutiveTimeouts,

@@ -25,6 +25,7 @@ public final class RedisSubscriber: Service, Sendable {
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     let onEvent: @Sendable (Event) async -> Void
+    let tls: RedisTLSContext?
 
     /// Creates a subscriber; it connects when run.
     /// - Parameters:
@@ -45,6 +46,7 @@ public final class RedisSubscriber: Service, Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.onEvent = onEvent
+        self.tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
     }
 
     /// Subscribes, and subscribes again after every loss (with capped backoff), until
@@ -74,6 +76,7 @@ public final class RedisSubscriber: Service, Sendable {
                 .channelOption(.socketOption(.so_keepalive), value: 1)
                 .channelInitializer { channel in
                     do {
+                        try self.tls?.addHandlers(to: channel, host: self.configuration.host, port: self.configuration.port)
                         try channel.pipeline.syncOperations.addHandler(try RedisPushHandler(continuation: continuation))
                         return channel.eventLoop.makeSucceededVoidFuture()
                     } catch {
