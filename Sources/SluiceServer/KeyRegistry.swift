@@ -10,18 +10,28 @@ import Synchronization
 /// (the one namespace without TTLs, docs/ARCHITECTURE.md, invariant 5) and mirrored in every instance's
 /// memory, so `/v1/check` resolves runtime keys with no Redis round trip.
 ///
-/// Changes go through `registry.lua` (hash + version + notice, atomically). Every instance
-/// hears of them on a pub/sub channel within milliseconds, and compares the version once a
-/// second as a safety net, re-reading the whole registry when it moved. The channel also
-/// carries state notices (admin reset, quota change), on which instances drop the key's
-/// remembered denials.
+/// Changes go through `registry.lua` (hash + version + change token + notice, atomically).
+/// Every instance hears of them on a pub/sub channel within milliseconds and applies each one
+/// alone (one HGET), in order. Once a second it compares the registry's position (version and
+/// the token of its last change) with its own, as a safety net for lost notices and for a
+/// registry that went back: Redis restarted empty, restored from an older snapshot, failed
+/// over to a replica that lagged (docs/ARCHITECTURE.md, invariant 9, "Runtime key registry").
+/// Then it reads the whole registry again, in pages, and says so. The channel also carries
+/// state notices (admin reset, quota change), on which instances drop the key's remembered
+/// denials.
 public final class KeyRegistry: Service, Sendable {
     /// The hash of runtime keys: key id → JSON record.
     public static let hashKey = "sluice:registry:{keys}"
     /// The registry's version, bumped by every change.
     public static let versionKey = "sluice:registry:{keys}:version"
-    /// How often the version is compared, as a safety net for lost notices.
+    /// The token of the registry's last change (`registry.lua`).
+    public static let tokenKey = "sluice:registry:{keys}:token"
+    /// How often the position is compared, as a safety net for lost notices and rollbacks.
     public static let refreshInterval: Duration = .seconds(1)
+    /// Fields per `HSCAN` page of a full read.
+    static let pageSize = 1000
+    /// How long a registry that went back stays listed in `/readyz`.
+    static let rollbackNoticeSeconds: TimeInterval = 3600
 
     let redis: RedisClient
     let store: ConfigStore
@@ -29,8 +39,20 @@ public final class KeyRegistry: Service, Sendable {
     let logger: Logger
     let channel: String
     let subscriber: RedisSubscriber
-    /// The registry version the local mirror reflects; -1 before the first read.
-    private let version = Mutex<Int64>(-1)
+
+    /// Where the registry stands: its version and the token of the change that made it ("" when
+    /// no change is on record, or the change came from an instance that sets no tokens).
+    struct Position: Equatable, Sendable {
+        var version: Int64
+        var token: String
+    }
+
+    /// The position the local mirror reflects; nil before the first read.
+    private let position = Mutex<Position?>(nil)
+    /// The last time the registry was found to have gone back, and how.
+    private let rollback = Mutex<(at: Date, what: String)?>(nil)
+    /// Redis keeps nothing across a restart (`save` and `appendonly` both off); nil: unknown.
+    private let volatileRedis = Mutex<Bool?>(nil)
 
     /// Creates the registry mirror.
     public init(redis: RedisClient, store: ConfigStore, cache: OverLimitCache?, eventLoopGroup: any EventLoopGroup, logger: Logger) {
@@ -55,7 +77,7 @@ public final class KeyRegistry: Service, Sendable {
         weak var registry: KeyRegistry?
     }
 
-    /// Subscribes to notices and compares versions every ``refreshInterval``, until shutdown.
+    /// Subscribes to notices and compares positions every ``refreshInterval``, until shutdown.
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -63,8 +85,13 @@ public final class KeyRegistry: Service, Sendable {
             }
             group.addTask {
                 await cancelWhenGracefulShutdown {
+                    var tick = 0
                     while !Task.isCancelled {
                         await self.refreshIfChanged()
+                        if tick % 10 == 0 {
+                            await self.checkPersistence()
+                        }
+                        tick += 1
                         try? await Task.sleep(for: Self.refreshInterval)
                     }
                 }
@@ -72,68 +99,135 @@ public final class KeyRegistry: Service, Sendable {
         }
     }
 
+    /// What an operator should know about the registry, for `/readyz`.
+    public var warnings: [String] {
+        var warnings: [String] = []
+        if let rollback = self.rollback.withLock({ $0 }), Date().timeIntervalSince(rollback.at) < Self.rollbackNoticeSeconds {
+            warnings.append(
+                "the runtime key registry went back (\(rollback.what)) at \(ISO8601DateFormatter().string(from: rollback.at)): "
+                    + "Redis lost data, was restored from an older snapshot or failed over to a replica that lagged; resynced"
+            )
+        }
+        if self.volatileRedis.withLock({ $0 }) == true, self.store.current.keyring.runtimeKeyCount > 0 {
+            warnings.append(
+                "Redis keeps no persistence (save and appendonly are off) and holds runtime API keys: a Redis restart loses them"
+            )
+        }
+        return warnings
+    }
+
     func handle(_ event: RedisSubscriber.Event) async {
         switch event {
         case .subscribed:
             // Notices may have been missed while unsubscribed.
-            await self.reloadAll()
+            await self.refreshIfChanged()
         case .lost:
             break
         case .message(let payload):
-            let parts = String(decoding: payload, as: UTF8.self).split(separator: " ")
-            if parts.count == 3, parts[0] == "key", let version = Int64(parts[1]) {
+            let parts = String(decoding: payload, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+            if parts.count >= 3, parts[0] == "key", let version = Int64(parts[1]) {
                 let id = String(parts[2])
                 self.cache?.forget(keyID: id)
-                await self.apply(id: id, version: version)
+                // "key <version> <id> <token> <previous token>"; an instance of an earlier
+                // release sends "key <version> <id>" only.
+                let change = parts.count >= 5 ? (token: String(parts[3]), previous: String(parts[4])) : nil
+                await self.apply(id: id, version: version, change: change)
             } else if parts.count == 2, parts[0] == "state" {
                 self.cache?.forget(keyID: String(parts[1]))
             }
         }
     }
 
-    /// Re-reads the registry when its version is not the one mirrored.
-    func refreshIfChanged() async {
-        guard let reply = try? await self.redis.command(["GET", RedisArgument(Self.versionKey)]) else { return }
-        let remote = reply.int ?? 0
-        if remote != self.version.withLock({ $0 }) {
-            await self.reloadAll()
-        }
+    /// The registry's position in Redis now (one MGET).
+    /// - Throws: the Redis client's error.
+    func remotePosition() async throws -> Position {
+        let reply = try await self.redis.command(["MGET", RedisArgument(Self.versionKey), RedisArgument(Self.tokenKey)])
+        let values = reply.array ?? []
+        let version = values.first.flatMap { $0.string.flatMap { Int64($0) } ?? $0.int } ?? 0
+        let token = values.dropFirst().first?.string ?? ""
+        return Position(version: version, token: token)
     }
 
-    /// Reads the whole registry and puts it in force.
+    /// Reads the registry again when its position is not the one mirrored; a position behind
+    /// the mirror's, or the same version with another change, is a registry that went back.
+    func refreshIfChanged() async {
+        guard let remote = try? await self.remotePosition() else { return }
+        let mirrored = self.position.withLock { $0 }
+        if remote == mirrored { return }
+        if let mirrored, remote.version <= mirrored.version {
+            let what = "version \(mirrored.version) → \(remote.version)" + (remote.version == mirrored.version ? ", another change" : "")
+            self.rollback.withLock { $0 = (Date(), what) }
+            self.logger.warning(
+                "the runtime key registry went back: Redis lost data, was restored from an older snapshot or failed over to a replica that lagged; reading it again",
+                metadata: ["mirrored_version": "\(mirrored.version)", "redis_version": "\(remote.version)"]
+            )
+        }
+        await self.reloadAll()
+    }
+
+    /// Reads the whole registry, in pages (`HSCAN`, never one reply of every key), and puts it
+    /// in force with the position it was read at. Decisions keep reading the mirror meanwhile.
     func reloadAll() async {
         do {
-            let version = try await self.redis.command(["GET", RedisArgument(Self.versionKey)]).int ?? 0
-            let reply = try await self.redis.command(["HGETALL", RedisArgument(Self.hashKey)])
-            var records: [String: RuntimeKey] = [:]
-            for (_, value) in reply.pairs {
-                if let record = Self.decode(value) {
-                    records[record.id] = record
+            var attempts = 0
+            while true {
+                attempts += 1
+                let before = try await self.remotePosition()
+                let records = try await self.scanAll()
+                let after = try await self.remotePosition()
+                // A change during the read: read again (the next notice or check settles it
+                // in any case after a few tries).
+                if before != after && attempts < 3 { continue }
+                self.position.withLock { mirrored in
+                    self.store.replaceRuntimeKeys(records)
+                    mirrored = after
                 }
+                self.logger.debug("runtime key registry read", metadata: ["keys": "\(records.count)", "version": "\(after.version)"])
+                return
             }
-            // Only if nothing newer was applied meanwhile (a notice, a local change).
-            self.version.withLock { mirrored in
-                guard version >= mirrored else { return }
-                self.store.replaceRuntimeKeys(records)
-                mirrored = version
-            }
-            self.logger.debug("runtime key registry read", metadata: ["keys": "\(records.count)", "version": "\(version)"])
         } catch {
             self.logger.warning("cannot read the runtime key registry", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Applies the change numbered `version` to key `id`: the next one in order is read alone;
-    /// a gap means notices were lost, so everything is read again.
-    private func apply(id: String, version: Int64) async {
-        let mirrored = self.version.withLock { $0 }
-        if version <= mirrored { return }
-        guard version == mirrored + 1 else {
+    /// Every record of the registry, `pageSize` fields per round trip.
+    private func scanAll() async throws -> [String: RuntimeKey] {
+        var records: [String: RuntimeKey] = [:]
+        var cursor = "0"
+        repeat {
+            let reply = try await self.redis.command([
+                "HSCAN", RedisArgument(Self.hashKey), RedisArgument(cursor), "COUNT", RedisArgument(String(Self.pageSize)),
+            ])
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let page = parts[1].array else {
+                throw DecisionScript.MalformedReply(description: "HSCAN returned \(reply)")
+            }
+            var index = 1
+            while index < page.count {
+                if let record = Self.decode(page[index]) {
+                    records[record.id] = record
+                }
+                index += 2
+            }
+            cursor = next
+        } while cursor != "0"
+        return records
+    }
+
+    /// Applies change `version` of key `id` alone when it comes right after the mirrored
+    /// position (and, with tokens, on top of the mirrored change); else everything is read again.
+    private func apply(id: String, version: Int64, change: (token: String, previous: String)?) async {
+        guard let mirrored = self.position.withLock({ $0 }) else {
+            await self.reloadAll()
+            return
+        }
+        // Already in force, or a registry that went back: the position check settles the latter.
+        if version <= mirrored.version { return }
+        guard version == mirrored.version + 1, change == nil || change?.previous == mirrored.token else {
             await self.reloadAll()
             return
         }
         do {
-            if !self.applyInOrder(id: id, record: try await self.record(id: id), version: version) {
+            if !self.applyInOrder(id: id, record: try await self.record(id: id), version: version, change: change) {
                 await self.reloadAll()
             }
         } catch {
@@ -142,15 +236,38 @@ public final class KeyRegistry: Service, Sendable {
     }
 
     /// Puts change `version` (key `id` becomes `record`, or goes) in force if it is the next one
-    /// after the mirrored version.
-    /// - Returns: false when changes before it are missing (the caller reads everything again);
+    /// after the mirrored position: O(1), whatever the registry's size.
+    /// - Returns: false when it does not follow the mirror (the caller reads everything again);
     ///   true when applied, or when it is already in force.
-    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64) -> Bool {
-        self.version.withLock { mirrored -> Bool in
-            guard version == mirrored + 1 else { return version <= mirrored }
+    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64, change: (token: String, previous: String)?) -> Bool {
+        self.position.withLock { mirrored -> Bool in
+            guard let current = mirrored else { return false }
+            guard version == current.version + 1, change == nil || change?.previous == current.token else {
+                return version <= current.version
+            }
             self.store.updateRuntimeKey(id: id, record: record)
-            mirrored = version
+            mirrored = Position(version: version, token: change?.token ?? current.token)
             return true
+        }
+    }
+
+    /// Reads whether Redis persists anything (`CONFIG GET save appendonly`); managed Redis
+    /// services that refuse CONFIG leave it unknown.
+    func checkPersistence() async {
+        guard let reply = try? await self.redis.command(["CONFIG", "GET", "save", "appendonly"]), reply.errorMessage == nil else { return }
+        var values: [String: String] = [:]
+        for (name, value) in reply.pairs {
+            if let name = name.string { values[name] = value.string ?? "" }
+        }
+        guard let save = values["save"], let appendonly = values["appendonly"] else { return }
+        let volatile = save.trimmingCharacters(in: .whitespaces).isEmpty && appendonly == "no"
+        let before = self.volatileRedis.withLock { state -> Bool? in
+            let before = state
+            state = volatile
+            return before
+        }
+        if volatile, before != true, self.store.current.keyring.runtimeKeyCount > 0 {
+            self.logger.warning("Redis keeps no persistence (save and appendonly are off) and holds runtime API keys: a Redis restart loses them")
         }
     }
 
@@ -179,15 +296,17 @@ public final class KeyRegistry: Service, Sendable {
             arguments.append("")
         }
         arguments.append(RedisArgument(self.channel))
-        let reply = try await self.redis.run(.registry, keys: [RedisArgument(Self.hashKey), RedisArgument(Self.versionKey)], arguments: arguments)
-        let values = reply.array?.compactMap(\.int) ?? []
-        guard values.count == 2, values[0] == 1 else { throw Refused() }
-        let version = values[1]
+        let reply = try await self.redis.run(
+            .registry, keys: [RedisArgument(Self.hashKey), RedisArgument(Self.versionKey), RedisArgument(Self.tokenKey)], arguments: arguments
+        )
+        let values = reply.array ?? []
+        guard values.count == 4, values[0].int == 1, let version = values[1].int else { throw Refused() }
+        let change = (token: values[2].string ?? "", previous: values[3].string ?? "")
         self.cache?.forget(keyID: id)
         // This instance sees its own change at once, unless newer changes are already
         // mirrored (then the change is in them) or earlier ones are missing (the notices or
-        // the version check bring everything in order).
-        if !self.applyInOrder(id: id, record: record, version: version) {
+        // the position check bring everything in order).
+        if !self.applyInOrder(id: id, record: record, version: version, change: change) {
             // Read-your-writes on this instance even when it lags behind.
             await self.reloadAll()
         }

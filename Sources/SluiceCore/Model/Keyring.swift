@@ -75,6 +75,9 @@ public struct Keyring: Sendable {
         self.replaceRecords(records)
     }
 
+    /// How many runtime keys are mirrored (those whose plan is gone included).
+    public var runtimeKeyCount: Int { self.records.count }
+
     /// Runtime keys whose plan is not (or no longer) in the config.
     public var orphans: [RuntimeKey] {
         self.records.values.filter { self.rules.plans[$0.plan] == nil }.sorted { $0.id < $1.id }

@@ -11,6 +11,7 @@ import SluiceRedis
 struct HealthRoutes: Sendable {
     let redis: RedisClient
     let store: ConfigStore
+    let registry: KeyRegistry?
 
     func register(on router: Router<SluiceRequestContext>) {
         router.get("/healthz") { _, _ in
@@ -27,12 +28,14 @@ struct HealthRoutes: Sendable {
         }
     }
 
-    /// Warnings worth an operator's attention: config ones and Redis's eviction policy.
+    /// Warnings worth an operator's attention: config ones, Redis's eviction policy, and the
+    /// runtime key registry's (it went back; Redis keeps no persistence while holding keys).
     func warnings() -> [String] {
         var warnings = self.store.current.config.warnings
         if let warning = self.redis.evictionPolicy.warning {
             warnings.append(warning)
         }
+        warnings += self.registry?.warnings ?? []
         return warnings
     }
 
