@@ -148,6 +148,12 @@ struct ConfigLoaderTests {
             ("bad_initial_offset", "plans.p.quota.initial_offset", "between 0 and the quota's limit"),
             ("empty_stages", "plans.p.stages", "at least one stage"),
             ("tied_stage_routes", "plans.p.stages.api/prod.routes.GET /v1/models/{b}", "ties with"),
+            ("tls_unreadable_ca", "redis.tls.ca_file", "cannot read the file /nonexistent/sluice-redis-ca.pem"),
+            ("tls_ca_not_pem", "redis.tls.ca_file", "holds no PEM certificate"),
+            ("tls_cert_without_key", "redis.tls.cert_file", "needs its private key"),
+            ("tls_key_without_cert", "redis.tls.key_file", "needs its client certificate"),
+            ("tls_address_server_name", "redis.tls.server_name", "must be a host name"),
+            ("tls_unknown_key", "redis.tls.ca_path", "unknown key"),
         ]
     )
     func errorClass(fixture: String, path: String, reason: String) {
@@ -205,7 +211,7 @@ struct ConfigLoaderTests {
         #expect(!url.description.contains("secret") && !url.description.contains("pw"))
     }
 
-    @Test("bad Redis URLs", arguments: ["rediss://h:1", "http://h", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://", "127.0.0.1:6379"])
+    @Test("bad Redis URLs", arguments: ["rediss://h:0", "http://h", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://", "127.0.0.1:6379"])
     func badRedisURLs(text: String) {
         #expect(throws: ConfigIssue.self) { try RedisURL(text) }
     }

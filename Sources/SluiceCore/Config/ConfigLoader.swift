@@ -403,7 +403,7 @@ private struct Validator {
     /// `redis.tls` and its `SLUICE_REDIS_TLS_*` variables: on with the section, any variable or a
     /// `rediss://` URL. Files are read here so that `check-config` names an unreadable one.
     private mutating func redisTLS(_ section: ConfigFile.TLSSection?, urlTLS: Bool) -> SluiceConfig.TLS? {
-        // (file value, key, environment variable) -> (value, problem path, problem source)
+        // A variable wins over the file; a problem names the variable, or the key path.
         func pick(_ file: String?, _ key: String, _ env: String) -> (value: String?, path: String, source: String?) {
             if let raw = self.environment[env] { return (raw, "", env) }
             return (file, "redis.tls." + key, nil)
@@ -415,6 +415,11 @@ private struct Validator {
         let anyEnv = [ca, cert, key, name].contains { $0.source != nil }
         guard section != nil || urlTLS || anyEnv else { return nil }
 
+        if cert.value != nil, key.value == nil {
+            self.fail(cert.path, "a client certificate needs its private key: set redis.tls.key_file too", source: cert.source)
+        } else if key.value != nil, cert.value == nil {
+            self.fail(key.path, "a private key needs its client certificate: set redis.tls.cert_file too", source: key.source)
+        }
         for (entry, marker, what) in [
             (ca, "-----BEGIN CERTIFICATE-----", "PEM certificate"),
             (cert, "-----BEGIN CERTIFICATE-----", "PEM certificate"),
@@ -435,11 +440,6 @@ private struct Validator {
             if !String(decoding: data, as: UTF8.self).contains(marker) {
                 self.fail(entry.path, "\(path) holds no \(what) (no \"\(marker)\" line)", source: entry.source)
             }
-        }
-        if cert.value != nil, key.value == nil {
-            self.fail(cert.path, "a client certificate needs its private key: set redis.tls.key_file too", source: cert.source)
-        } else if key.value != nil, cert.value == nil {
-            self.fail(key.path, "a private key needs its client certificate: set redis.tls.cert_file too", source: key.source)
         }
         if let serverName = name.value {
             if serverName.isEmpty {

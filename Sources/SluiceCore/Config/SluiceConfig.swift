@@ -26,6 +26,14 @@ public struct SluiceConfig: Sendable {
         public var keyFile: String?
         /// Name sent as SNI and verified in the certificate; nil: the URL's host.
         public var serverName: String?
+
+        /// Creates a TLS section's values.
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.serverName = serverName
+        }
     }
 
     /// The admin listener (section `admin`).
