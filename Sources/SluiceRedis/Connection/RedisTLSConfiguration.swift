@@ -27,6 +27,7 @@ public struct RedisTLSConfiguration: Sendable, Hashable {
     /// - Throws: NIOSSL's error when a file cannot be read or parsed.
     func makeContext() throws -> NIOSSLContext {
         var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .fullVerification
         if let caFile = self.caFile {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
