@@ -17,10 +17,10 @@ public final class ConfigStore: Sendable {
         /// `server.api_key_header` as a header name.
         public let apiKeyHeader: HTTPField.Name
 
-        convenience init(_ config: SluiceConfig, records: [String: RuntimeKey]) {
+        convenience init(_ config: SluiceConfig, runtime: RuntimeKeyTable) {
             self.init(
                 config: config,
-                keyring: Keyring(rules: config.rules, digester: KeyDigester(secret: config.keySecret), records: records),
+                keyring: Keyring(rules: config.rules, digester: KeyDigester(secret: config.keySecret), runtime: runtime),
                 apiKeyHeader: HTTPField.Name(config.apiKeyHeader) ?? HTTPField.Name("X-API-Key")!
             )
         }
@@ -31,19 +31,16 @@ public final class ConfigStore: Sendable {
             self.apiKeyHeader = apiKeyHeader
         }
 
-        /// The same configuration with its keyring changed by `change`.
-        fileprivate func withKeyring(_ change: (inout Keyring) -> Void) -> Snapshot {
-            var keyring = self.keyring
-            change(&keyring)
-            return Snapshot(config: self.config, keyring: keyring, apiKeyHeader: self.apiKeyHeader)
-        }
     }
 
     private let value: Mutex<Snapshot>
 
+    /// The runtime keys, shared by every snapshot and changed in place.
+    private let runtime = RuntimeKeyTable()
+
     /// Creates a store holding `config` and no runtime keys yet.
     public init(_ config: SluiceConfig) {
-        self.value = Mutex(Snapshot(config, records: [:]))
+        self.value = Mutex(Snapshot(config, runtime: self.runtime))
     }
 
     /// The snapshot in force.
@@ -51,17 +48,17 @@ public final class ConfigStore: Sendable {
 
     /// Puts a new configuration in force, with the runtime keys already known.
     public func replace(with config: SluiceConfig) {
-        self.value.withLock { $0 = Snapshot(config, records: $0.keyring.records) }
+        self.value.withLock { $0 = Snapshot(config, runtime: self.runtime) }
     }
 
     /// Puts a whole new runtime registry in force.
     public func replaceRuntimeKeys(_ records: [String: RuntimeKey]) {
-        self.value.withLock { $0 = $0.withKeyring { $0.replaceRecords(records) } }
+        self.runtime.replaceAll(records)
     }
 
-    /// Adds, replaces or (nil) removes one runtime key.
+    /// Adds, replaces or (nil) removes one runtime key: O(1), no snapshot is copied.
     public func updateRuntimeKey(id: String, record: RuntimeKey?) {
-        self.value.withLock { $0 = $0.withKeyring { $0.update(id: id, record: record) } }
+        self.runtime.update(id: id, record: record)
     }
 }
 

@@ -51,59 +51,41 @@ public struct KeyRecord: Sendable, Hashable {
 
 /// Every API key Sluice knows: the config's and the runtime registry's, resolved to plans.
 ///
-/// A value: built on a config load or a registry change, then read by requests.
-/// The config wins when a key is in both (creating such a runtime key is refused).
+/// The config's keys are a value built on each config load; the runtime keys live in a
+/// ``RuntimeKeyTable`` that every keyring of the process shares and that changes in place, so
+/// a registry change copies nothing. A runtime key's plan is resolved against this keyring's
+/// config when the key is looked up. The config wins when a key is in both (creating such a
+/// runtime key is refused).
 public struct Keyring: Sendable {
     /// The config's plans and keys.
     public let rules: RuleSet
-    /// Runtime keys as stored, by id (those whose plan is gone included).
-    public private(set) var records: [String: RuntimeKey]
-    /// Runtime keys whose plan exists, by id.
-    private var runtime: [String: KeyEntry]
+    /// The runtime keys (those whose plan is gone included).
+    public let runtime: RuntimeKeyTable
     private let digester: KeyDigester
 
     /// Creates a keyring.
     /// - Parameters:
     ///   - rules: the config's plans and keys.
     ///   - digester: the key-id digester of the config's secret.
-    ///   - records: the runtime registry, by id.
-    public init(rules: RuleSet, digester: KeyDigester, records: [String: RuntimeKey] = [:]) {
+    ///   - runtime: the runtime key table (shared by every keyring of a process).
+    public init(rules: RuleSet, digester: KeyDigester, runtime: RuntimeKeyTable = RuntimeKeyTable()) {
         self.rules = rules
         self.digester = digester
-        self.records = [:]
-        self.runtime = [:]
-        self.replaceRecords(records)
-    }
-
-    /// How many runtime keys are mirrored (those whose plan is gone included).
-    public var runtimeKeyCount: Int { self.records.count }
-
-    /// Runtime keys whose plan is not (or no longer) in the config.
-    public var orphans: [RuntimeKey] {
-        self.records.values.filter { self.rules.plans[$0.plan] == nil }.sorted { $0.id < $1.id }
-    }
-
-    /// Puts a new registry in force.
-    public mutating func replaceRecords(_ records: [String: RuntimeKey]) {
-        self.records = records
-        var runtime: [String: KeyEntry] = [:]
-        runtime.reserveCapacity(records.count)
-        for record in records.values {
-            if let plan = self.rules.plans[record.plan] {
-                runtime[record.id] = KeyEntry(keyID: record.id, plan: plan)
-            }
-        }
         self.runtime = runtime
     }
 
-    /// Adds, replaces (a record) or removes (nil) one runtime key.
-    public mutating func update(id: String, record: RuntimeKey?) {
-        self.records[id] = record
-        if let record, let plan = self.rules.plans[record.plan] {
-            self.runtime[id] = KeyEntry(keyID: id, plan: plan)
-        } else {
-            self.runtime[id] = nil
-        }
+    /// How many runtime keys are mirrored (those whose plan is gone included).
+    public var runtimeKeyCount: Int { self.runtime.count }
+
+    /// Runtime keys whose plan is not (or no longer) in the config.
+    public var orphans: [RuntimeKey] {
+        self.runtime.allRecords().filter { self.rules.plans[$0.plan] == nil }.sorted { $0.id < $1.id }
+    }
+
+    /// The entry of runtime key `id` under this config; nil when unknown or its plan is gone.
+    private func runtimeEntry(id: String) -> KeyEntry? {
+        guard let planName = self.runtime.plan(id: id), let plan = self.rules.plans[planName] else { return nil }
+        return KeyEntry(keyID: id, plan: plan)
     }
 
     /// The entry of an API key as a gateway sent it; nil for an unknown key.
@@ -111,7 +93,8 @@ public struct Keyring: Sendable {
         if let entry = self.rules.resolve(rawKey: apiKey) {
             return entry
         }
-        if self.runtime.isEmpty && !self.rules.hasSHA256Keys {
+        let noRuntime = self.runtime.count == 0
+        if noRuntime && !self.rules.hasSHA256Keys {
             return nil
         }
         // One SHA-256 serves both the config's key_sha256 entries and the runtime key id.
@@ -119,7 +102,7 @@ public struct Keyring: Sendable {
         if let entry = self.rules.resolve(sha256: digest) {
             return entry
         }
-        return self.runtime.isEmpty ? nil : self.runtime[self.digester.keyID(sha256: digest)]
+        return noRuntime ? nil : self.runtimeEntry(id: self.digester.keyID(sha256: digest))
     }
 
     /// The key id of a raw API key.
@@ -132,8 +115,11 @@ public struct Keyring: Sendable {
         if let config = self.rules.byID[id] {
             return (config.entry, KeyRecord(id: id, name: config.name, plan: config.entry.plan.name, created: nil, source: .config))
         }
-        if let record = self.records[id] {
-            return (self.runtime[id], KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime))
+        if let record = self.runtime.record(id: id) {
+            return (
+                self.rules.plans[record.plan].map { KeyEntry(keyID: id, plan: $0) },
+                KeyRecord(id: id, name: record.name, plan: record.plan, created: record.created, source: .runtime)
+            )
         }
         return nil
     }
@@ -146,13 +132,14 @@ public struct Keyring: Sendable {
     /// - Returns: the page and the cursor of the next page (nil after the last).
     public func page(plan: String?, after cursor: String?, limit: Int) -> (keys: [KeyRecord], next: String?) {
         let limit = max(1, limit)
+        let runtime = self.runtime.allRecords()
         var ids: [String] = []
-        ids.reserveCapacity(self.rules.byID.count + self.records.count)
+        ids.reserveCapacity(self.rules.byID.count + runtime.count)
         for (id, config) in self.rules.byID where plan == nil || config.entry.plan.name == plan {
             ids.append(id)
         }
-        for (id, record) in self.records where self.rules.byID[id] == nil && (plan == nil || record.plan == plan) {
-            ids.append(id)
+        for record in runtime where self.rules.byID[record.id] == nil && (plan == nil || record.plan == plan) {
+            ids.append(record.id)
         }
         ids.sort()
         var start = 0

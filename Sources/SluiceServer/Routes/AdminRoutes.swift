@@ -65,7 +65,7 @@ struct AdminRoutes: Sendable {
         self.metrics.sample(
             pendingRedisCommands: await self.redis.pendingCommands(),
             cacheEntries: self.cache?.count ?? 0,
-            runtimeKeys: snapshot.keyring.records.count
+            runtimeKeys: snapshot.keyring.runtimeKeyCount
         )
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
