@@ -17,6 +17,8 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// When the head of a request whose body has not ended yet arrived; nil otherwise.
+    private var bodyPendingSince: NIODeadline?
     private var requestsRead = 0
     private var responsesStarted = 0
     private var responsesEnded = 0
@@ -31,17 +33,27 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head:
             self.requestsRead += 1
             self.deadline?.cancel()
-            let timeout = self.timeout
-            self.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-                self.expire(context: context)
-            }
+            self.deadline = nil
+            self.bodyPendingSince = .now()
         case .end:
             self.deadline?.cancel()
             self.deadline = nil
+            self.bodyPendingSince = nil
         case .body:
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Most requests arrive whole in one read: a deadline is set only for a body still
+        // missing once a read is done, not for every request.
+        if let since = self.bodyPendingSince, self.deadline == nil {
+            self.deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: since + self.timeout) {
+                self.expire(context: context)
+            }
+        }
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -57,6 +69,7 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // A framing error ends the body: the error's own answer follows, not a 408.
         self.deadline?.cancel()
         self.deadline = nil
+        self.bodyPendingSince = nil
         context.fireErrorCaught(error)
     }
 
@@ -65,6 +78,7 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Nothing more can arrive: the body is answered as incomplete, not as late.
             self.deadline?.cancel()
             self.deadline = nil
+            self.bodyPendingSince = nil
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -82,6 +96,7 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func expire(context: ChannelHandlerContext) {
         self.deadline = nil
+        self.bodyPendingSince = nil
         guard context.channel.isActive else { return }
         // The 408 may go out only where this request's answer belongs: every earlier answer
         // written in full, none of this one's begun. Otherwise the connection just closes.
