@@ -87,11 +87,15 @@ public final class KeyRegistry: Service, Sendable {
                 await cancelWhenGracefulShutdown {
                     var tick = 0
                     while !Task.isCancelled {
-                        await self.refreshIfChanged()
-                        if tick % 10 == 0 {
-                            await self.checkPersistence()
+                        // Without a connection the commands would fail at once (and count as
+                        // Redis errors): the subscription's return reads the registry anyway.
+                        if self.redis.isConnected {
+                            await self.refreshIfChanged()
+                            if tick % 10 == 0 {
+                                await self.checkPersistence()
+                            }
+                            tick += 1
                         }
-                        tick += 1
                         try? await Task.sleep(for: Self.refreshInterval)
                     }
                 }

@@ -130,16 +130,16 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         var timers: [String: DurationHistogram] = [:]
         for endpoint in Endpoint.allCases {
             timers[endpoint.rawValue] = registry.makeDurationHistogram(
-                name: Name.checkDuration, labels: [("endpoint", endpoint.rawValue)], buckets: latencyBuckets, help: Self.help(Name.checkDuration)
+                descriptor: Self.descriptor(Name.checkDuration), labels: [("endpoint", endpoint.rawValue)], buckets: latencyBuckets
             )
         }
         self.timers = timers
-        self.redisDuration = registry.makeDurationHistogram(name: Name.redisDuration, buckets: latencyBuckets, help: Self.help(Name.redisDuration))
-        self.reconnects = registry.makeCounter(name: Name.redisReconnects, help: Self.help(Name.redisReconnects))
-        self.cacheHitCounter = registry.makeCounter(name: Name.cacheHits, help: Self.help(Name.cacheHits))
-        self.redisPendingGauge = registry.makeGauge(name: Name.redisPending, help: Self.help(Name.redisPending))
-        self.cacheEntriesGauge = registry.makeGauge(name: Name.cacheEntries, help: Self.help(Name.cacheEntries))
-        self.runtimeKeysGauge = registry.makeGauge(name: Name.runtimeKeys, help: Self.help(Name.runtimeKeys))
+        self.redisDuration = registry.makeDurationHistogram(descriptor: Self.descriptor(Name.redisDuration), buckets: latencyBuckets)
+        self.reconnects = registry.makeCounter(descriptor: Self.descriptor(Name.redisReconnects))
+        self.cacheHitCounter = registry.makeCounter(descriptor: Self.descriptor(Name.cacheHits))
+        self.redisPendingGauge = registry.makeGauge(descriptor: Self.descriptor(Name.redisPending))
+        self.cacheEntriesGauge = registry.makeGauge(descriptor: Self.descriptor(Name.cacheEntries))
+        self.runtimeKeysGauge = registry.makeGauge(descriptor: Self.descriptor(Name.runtimeKeys))
         for result in ["success", "failure"] {
             _ = self.counter(Name.configReloads, [("result", result)])
         }
@@ -153,11 +153,16 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         self.help[name] ?? ""
     }
 
+    /// A metric's name with its help text (no unit suffix: the names carry theirs).
+    private static func descriptor(_ name: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: Self.help(name))
+    }
+
     private func counter(_ name: String, _ labels: [(String, String)]) -> Counter {
         let key = CounterKey(name: name, labels: labels.map { $0.0 + "=" + $0.1 })
         return self.counters.withLock { counters in
             if let counter = counters[key] { return counter }
-            let counter = self.registry.makeCounter(name: name, labels: labels, help: Self.help(name))
+            let counter = self.registry.makeCounter(descriptor: Self.descriptor(name), labels: labels)
             counters[key] = counter
             return counter
         }
@@ -181,7 +186,7 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
             case .degraded(let outcome):
                 (name, labels) = (Name.degraded, [("plan", key.plan), ("outcome", outcome)])
             }
-            let counter = self.registry.makeCounter(name: name, labels: labels, help: Self.help(name))
+            let counter = self.registry.makeCounter(descriptor: Self.descriptor(name), labels: labels)
             counters[key] = counter
             return counter
         }
