@@ -99,12 +99,13 @@ final class DecisionScriptTests: ScriptSuite {
         _ = try await self.run(whole, at: t0)
         let wholeText = try await self.server.cliAsync("GET", "sl:{\(self.tag)-whole}:t")
         #expect(wholeText == String(t0 * 1_000_000 + 1_000_000_000))
-        // Three tokens a second: an interval of 333333.33… µs, stored so that it reads back as
-        // the very same number (no drift from rounding).
-        let thirds = self.entry(self.plan(throttle: TokenBucket(rate: 3, burst: 5)), key: "thirds")
+        // Three tokens per 1000 s: an interval of 333333333.33… µs, stored so that it reads back
+        // as the very same number (no drift from rounding). (A slow rate: the key's real TTL is
+        // the time to refill, 333 s, not a third of a second a loaded machine could outlast.)
+        let thirds = self.entry(self.plan(throttle: TokenBucket(rate: 0.003, burst: 5)), key: "thirds")
         _ = try await self.run(thirds, at: t0)
         let thirdsText = try await self.server.cliAsync("GET", "sl:{\(self.tag)-thirds}:t")
-        #expect(Double(thirdsText) == nowMicros + 1_000_000 / 3.0, "stored \(thirdsText)")
+        #expect(Double(thirdsText) == nowMicros + 1_000_000 / 0.003, "stored \(thirdsText)")
         #expect(thirdsText.contains("."), "stored \(thirdsText)")
     }
 
