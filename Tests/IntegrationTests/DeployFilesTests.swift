@@ -321,27 +321,11 @@ struct DeployFilesTests {
             }
             let path = directory.appendingPathComponent("site-\(index).conf")
             try adapt(text).write(to: path, atomically: true, encoding: .utf8)
-            includes.append("include \(path.path);")
+            includes.append(path.path)
         }
         #expect(includes.count == 3, "expected the site, the front door and the app's site: \(includes)")
         let d = directory.path
-        let main = """
-            daemon off;
-            master_process off;
-            worker_processes 1;
-            pid \(d)/nginx.pid;
-            error_log \(d)/error.log warn;
-            events { worker_connections 256; }
-            http {
-                access_log off;
-                client_body_temp_path \(d)/tmp/body;
-                proxy_temp_path \(d)/tmp/proxy;
-                fastcgi_temp_path \(d)/tmp/fastcgi;
-                uwsgi_temp_path \(d)/tmp/uwsgi;
-                scgi_temp_path \(d)/tmp/scgi;
-                \(includes.joined(separator: "\n    "))
-            }
-            """
+        let main = DeployFiles.nginxMain(directory: directory, includes: includes)
         try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
         let nginx = Process()
         nginx.executableURL = try Self.nginxBinary()

@@ -41,6 +41,29 @@ struct GatewayOptions: Sendable {
 /// The files under deploy/: this checkout's, or those of `SLUICE_TEST_DEPLOY_DIR` (to run
 /// the gateway suites against another version of the sites).
 enum DeployFiles {
+    /// The main nginx.conf of a test nginx in `directory` (no daemon, one worker, every temp
+    /// path inside the directory) around the sites at `includes`.
+    static func nginxMain(directory: URL, includes: [String]) -> String {
+        let d = directory.path
+        return """
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid \(d)/nginx.pid;
+            error_log \(d)/error.log warn;
+            events { worker_connections 256; }
+            http {
+                access_log off;
+                client_body_temp_path \(d)/tmp/body;
+                proxy_temp_path \(d)/tmp/proxy;
+                fastcgi_temp_path \(d)/tmp/fastcgi;
+                uwsgi_temp_path \(d)/tmp/uwsgi;
+                scgi_temp_path \(d)/tmp/scgi;
+            \(includes.map { "    include \($0);" }.joined(separator: "\n"))
+            }
+            """
+    }
+
     static var directory: URL {
         if let path = ProcessInfo.processInfo.environment["SLUICE_TEST_DEPLOY_DIR"] {
             return URL(fileURLWithPath: path)
@@ -247,7 +270,7 @@ final class KeepAliveConnection: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     init(port: Int, timeout: Double = 10) throws {
-        self.fd = try Self.connect(port: port, timeout: timeout)
+        self.fd = try HTTPTestClient.connectedSocket(port: port, timeout: timeout)
     }
 
     deinit { close(self.fd) }
@@ -315,26 +338,6 @@ final class KeepAliveConnection: @unchecked Sendable {
             guard let more = read() else { throw TestSupportError("the connection closed inside a body") }
             self.buffer += more
         }
-    }
-
-    private static func connect(port: Int, timeout: Double) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed") }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw TestSupportError("cannot connect to 127.0.0.1:\(port) (errno \(errno))")
-        }
-        return fd
     }
 }
 

@@ -29,23 +29,7 @@ struct NginxGatewayTests {
         try site.write(to: directory.appendingPathComponent("sluice.conf"), atomically: true, encoding: .utf8)
 
         let d = directory.path
-        let main = """
-            daemon off;
-            master_process off;
-            worker_processes 1;
-            pid \(d)/nginx.pid;
-            error_log \(d)/error.log warn;
-            events { worker_connections 256; }
-            http {
-                access_log off;
-                client_body_temp_path \(d)/tmp/body;
-                proxy_temp_path \(d)/tmp/proxy;
-                fastcgi_temp_path \(d)/tmp/fastcgi;
-                uwsgi_temp_path \(d)/tmp/uwsgi;
-                scgi_temp_path \(d)/tmp/scgi;
-                include \(d)/sluice.conf;
-            }
-            """
+        let main = DeployFiles.nginxMain(directory: directory, includes: [directory.appendingPathComponent("sluice.conf").path])
         try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
         return try GatewayProcess(
             name: "nginx", port: port, directory: directory, executable: binary,

@@ -162,7 +162,7 @@ public enum HTTPTestClient {
     }
 
     /// A blocking TCP socket connected to 127.0.0.1:`port`, with send/receive timeouts.
-    static func connectedSocket(port: Int, timeout: Double) throws -> Int32 {
+    public static func connectedSocket(port: Int, timeout: Double) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket() failed") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int(timeout.truncatingRemainder(dividingBy: 1) * 1_000_000))
