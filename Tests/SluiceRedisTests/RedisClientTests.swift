@@ -55,6 +55,39 @@ struct RedisClientTests {
         throw TestSupportError("timed out: \(what)")
     }
 
+    /// Clients connected to `server` now (`INFO clients`), less the redis-cli that asks.
+    static func connectedClients(_ server: RedisServer) async throws -> Int {
+        let info = try await server.cliAsync("INFO", "clients")
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("connected_clients:") }
+        return (line.flatMap { Int($0.dropFirst("connected_clients:".count)) } ?? 0) - 1
+    }
+
+    @Test("after an outage, every event loop's connection is back within a second of Redis's return (default backoff; each loop no longer waits out its own)")
+    func loopsComeBackTogether() async throws {
+        let server = try await RedisServer.start()
+        try await RedisClientTests.withGroup(threads: 4) { group in
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let client = RedisClient(
+                configuration: .init(host: "127.0.0.1", port: server.port, commandTimeout: .seconds(5), connectTimeout: .seconds(2)),
+                eventLoopGroup: group, logger: logger
+            )
+            client.start()
+            try await Self.eventually("one connection per event loop") { (try? await Self.connectedClients(server)) == 4 }
+            server.stop()
+            try await Self.eventually("every connection down") { !client.isConnected }
+            // An outage long enough for backoffs to grow: 3 s (at the former 2 s cap, loops came
+            // back one by one up to 2 s after Redis did; now within the 200 ms cap, together).
+            try await Task.sleep(for: .seconds(3))
+            try await server.restart()
+            let back = ContinuousClock.now
+            try await Self.eventually("one connection per event loop again", timeout: 10) { (try? await Self.connectedClients(server)) == 4 }
+            let took = ContinuousClock.now - back
+            #expect(took < .seconds(1), "the last loop reconnected \(took) after Redis answered again")
+            await client.shutdown()
+        }
+    }
+
     @Test("commands round-trip; many concurrent commands pipeline in order")
     func roundTripAndPipelining() async throws {
         let server = try await RedisServer.start()

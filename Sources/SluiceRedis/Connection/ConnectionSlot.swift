@@ -41,6 +41,17 @@ final class ConnectionSlot: @unchecked Sendable {
         var logger = shared.logger
         logger[metadataKey: "redis.slot"] = "\(index)"
         self.logger = logger
+        shared.addWaker { [weak self] in
+            guard let self else { return }
+            self.eventLoop.execute { self.wake() }
+        }
+    }
+
+    /// Redis answered another slot again: a slot backing off connects now. On the slot's loop.
+    private func wake() {
+        guard case .backoff(_, let task) = self.state else { return }
+        task?.cancel()
+        self.connect()
     }
 
     /// Whether a handshaken connection is up.
@@ -221,6 +232,7 @@ final class ConnectionSlot: @unchecked Sendable {
         }
         if self.failedAttempts > 0 {
             self.logger.info("reconnected to Redis", metadata: ["attempts": "\(self.failedAttempts)"])
+            self.shared.redisIsBack()
         } else {
             self.logger.debug("connected to Redis")
         }

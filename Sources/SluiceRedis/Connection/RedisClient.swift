@@ -48,6 +48,20 @@ public final class RedisClient: Service, Sendable {
         let status = Status()
         /// Built once for every connection of the client.
         let tls: RedisTLSContext?
+        /// Every slot's way to cut its backoff short, on its own loop.
+        private let wakers = NIOLockedValueBox<[@Sendable () -> Void]>([])
+
+        /// Registers a slot's waker (at creation).
+        func addWaker(_ waker: @escaping @Sendable () -> Void) {
+            self.wakers.withLockedValue { $0.append(waker) }
+        }
+
+        /// One slot got through to Redis again after failures: every slot backing off tries
+        /// now, so all event loops are back together instead of each waiting out its own
+        /// backoff (docs/ARCHITECTURE.md, "Failure policy").
+        func redisIsBack() {
+            for waker in self.wakers.withLockedValue({ $0 }) { waker() }
+        }
 
         init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger, observer: (any RedisClientObserver)?) {
             self.configuration = configuration

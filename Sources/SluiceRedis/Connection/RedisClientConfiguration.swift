@@ -42,7 +42,7 @@ public struct RedisClientConfiguration: Sendable {
         maxPendingCommands: Int = 1024,
         maxConsecutiveTimeouts: Int = 3,
         minReconnectDelay: TimeAmount = .milliseconds(50),
-        maxReconnectDelay: TimeAmount = .seconds(2),
+        maxReconnectDelay: TimeAmount = .milliseconds(200),
         tls: RedisTLSConfiguration? = nil
     ) {
         self.host = host
