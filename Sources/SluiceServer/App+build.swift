@@ -112,15 +112,23 @@ extension RedisClientConfiguration {
         self.init(
             host: redis.url.host,
             port: redis.url.port,
-            username: redis.url.username,
-            password: redis.url.password,
-            database: redis.url.database,
+            username: redis.username ?? redis.url.username,
+            password: redis.password ?? redis.url.password,
+            database: redis.sentinel == nil ? redis.url.database : 0,
             commandTimeout: .milliseconds(Int64(redis.timeoutMs)),
             connectTimeout: .milliseconds(Int64(redis.connectTimeoutMs)),
             connectionsPerEventLoop: redis.connectionsPerLoop,
             maxPendingCommands: redis.maxPending,
             tls: redis.tls.map {
                 RedisTLSConfiguration(caFile: $0.caFile, certificateFile: $0.certFile, keyFile: $0.keyFile, serverName: $0.serverName)
+            },
+            sentinel: redis.sentinel.map {
+                RedisSentinelConfiguration(
+                    masterName: $0.masterName,
+                    nodes: $0.nodes.map { RedisAddress(host: $0.host, port: $0.port) },
+                    username: $0.username,
+                    password: $0.password
+                )
             }
         )
     }

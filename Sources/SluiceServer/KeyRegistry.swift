@@ -65,7 +65,8 @@ public final class KeyRegistry: Service, Sendable {
         // The subscriber's events are handled after init, through a weak hop.
         let box = WeakBox()
         self.subscriber = RedisSubscriber(
-            configuration: redis.configuration, channel: channel, eventLoopGroup: eventLoopGroup, logger: logger
+            configuration: redis.configuration, channel: channel, eventLoopGroup: eventLoopGroup, logger: logger,
+            topology: redis.topology
         ) { event in
             await box.registry?.handle(event)
         }

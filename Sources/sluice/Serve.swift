@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
             "config": "\(config.source)",
             "plans": "\(config.rules.plans.count)",
             "api_keys": "\(config.rules.keyCount)",
-            "redis": "\(config.redis.url)",
+            "redis": "\(config.redis.sentinel.map { "sentinel \($0.masterName)" } ?? "\(config.redis.url)")",
         ])
         let source = ConfigSource(path: self.config, environment: ProcessInfo.processInfo.environment, overrides: overrides)
         let app = buildApplication(config: config, logger: logger, source: source) { channel in

@@ -154,6 +154,11 @@ struct ConfigLoaderTests {
             ("tls_key_without_cert", "redis.tls.key_file", "needs its client certificate"),
             ("tls_address_server_name", "redis.tls.server_name", "must be a host name"),
             ("tls_unknown_key", "redis.tls.ca_path", "unknown key"),
+            ("sentinel_and_url", "redis.sentinel", "exactly one topology"),
+            ("sentinel_empty_nodes", "redis.sentinel.nodes", "at least one sentinel"),
+            ("sentinel_bad_node", "redis.sentinel.nodes[1]", "host:port"),
+            ("sentinel_missing_master", "redis.sentinel.master_name", "is required"),
+            ("sentinel_unknown_key", "redis.sentinel.quorum", "unknown key"),
         ]
     )
     func errorClass(fixture: String, path: String, reason: String) {

@@ -88,9 +88,12 @@ struct ConfigFile: Decodable {
         var connectionsPerLoop: Int?
         var maxPending: Int?
         var tls: TLSSection?
+        var sentinel: SentinelSection?
+        var username: String?
+        var password: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, tls
+            case url, tls, sentinel, username, password
             case timeoutMs = "timeout_ms"
             case connectTimeoutMs = "connect_timeout_ms"
             case connectionsPerLoop = "connections_per_loop"
@@ -106,6 +109,30 @@ struct ConfigFile: Decodable {
             self.connectionsPerLoop = try c.decodeIfPresent(Int.self, forKey: .connectionsPerLoop)
             self.maxPending = try c.decodeIfPresent(Int.self, forKey: .maxPending)
             self.tls = try c.decodeIfPresent(TLSSection.self, forKey: .tls)
+            self.sentinel = try c.decodeIfPresent(SentinelSection.self, forKey: .sentinel)
+            self.username = try c.decodeIfPresent(String.self, forKey: .username)
+            self.password = try c.decodeIfPresent(String.self, forKey: .password)
+        }
+    }
+
+    struct SentinelSection: Decodable {
+        var masterName: String?
+        var nodes: [String]?
+        var username: String?
+        var password: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case nodes, username, password
+            case masterName = "master_name"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.masterName = try c.decodeIfPresent(String.self, forKey: .masterName)
+            self.nodes = try c.decodeIfPresent([String].self, forKey: .nodes)
+            self.username = try c.decodeIfPresent(String.self, forKey: .username)
+            self.password = try c.decodeIfPresent(String.self, forKey: .password)
         }
     }
 

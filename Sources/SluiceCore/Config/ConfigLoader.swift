@@ -157,6 +157,8 @@ private struct Validator {
         let perLoop = self.bounded(redisSection?.connectionsPerLoop, "redis.connections_per_loop", default: 1, 1...64)
         let maxPending = self.bounded(redisSection?.maxPending, "redis.max_pending", default: 1024, 1...1_000_000)
         let redisTLS = self.redisTLS(redisSection?.tls, urlTLS: redisURL.tls)
+        let sentinel = self.redisSentinel(redisSection?.sentinel, urlSource: urlText == nil ? nil : urlSource ?? "redis.url")
+        let redisPassword = self.environment["SLUICE_REDIS_PASSWORD"] ?? redisSection?.password
 
         // server
         var host = file.server?.host ?? "127.0.0.1"
@@ -363,7 +365,10 @@ private struct Validator {
                 connectTimeoutMs: connectTimeoutMs,
                 connectionsPerLoop: perLoop,
                 maxPending: maxPending,
-                tls: redisTLS
+                tls: redisTLS,
+                sentinel: sentinel,
+                username: redisSection?.username,
+                password: redisPassword
             ),
             host: host,
             port: port,
@@ -398,6 +403,56 @@ private struct Validator {
             }
         }
         return digests
+    }
+
+    /// `redis.sentinel` and its `SLUICE_REDIS_SENTINEL_*` variables (a variable wins over its key).
+    /// A URL from any source as well is an error: a config names exactly one topology.
+    private mutating func redisSentinel(_ section: ConfigFile.SentinelSection?, urlSource: String?) -> SluiceConfig.Sentinel? {
+        let masterEnv = self.environment["SLUICE_REDIS_SENTINEL_MASTER"]
+        let nodesEnv = self.environment["SLUICE_REDIS_SENTINEL_NODES"]
+        guard section != nil || masterEnv != nil || nodesEnv != nil else { return nil }
+        if let urlSource {
+            self.fail(
+                "redis.sentinel",
+                "set exactly one topology: redis.url (standalone) or redis.sentinel, not both (a URL comes from \(urlSource))"
+            )
+        }
+        var ok = true
+        let masterName = masterEnv ?? section?.masterName
+        if masterName == nil || masterName?.isEmpty == true {
+            ok = false
+            self.fail(
+                "redis.sentinel.master_name",
+                "is required: the name the sentinels monitor the master under (or SLUICE_REDIS_SENTINEL_MASTER)",
+                source: masterEnv == nil ? nil : "SLUICE_REDIS_SENTINEL_MASTER"
+            )
+        }
+        let texts: [String]
+        let nodesPath: String
+        let nodesSource: String?
+        if let nodesEnv {
+            texts = nodesEnv.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            (nodesPath, nodesSource) = ("", "SLUICE_REDIS_SENTINEL_NODES")
+        } else {
+            texts = section?.nodes ?? []
+            (nodesPath, nodesSource) = ("redis.sentinel.nodes", nil)
+        }
+        if texts.isEmpty {
+            ok = false
+            self.fail(nodesPath, "must list at least one sentinel as host:port", source: nodesSource)
+        }
+        var nodes: [SluiceConfig.HostPort] = []
+        for (index, text) in texts.enumerated() {
+            guard let node = SluiceConfig.HostPort(text) else {
+                ok = false
+                let path = nodesSource == nil ? "\(nodesPath)[\(index)]" : ""
+                self.fail(path, "must be host:port with a port 1-65535 ([v6]:port for IPv6), not \"\(text)\"", source: nodesSource)
+                continue
+            }
+            nodes.append(node)
+        }
+        guard ok, let masterName else { return nil }
+        return SluiceConfig.Sentinel(masterName: masterName, nodes: nodes, username: section?.username, password: section?.password)
     }
 
     /// `redis.tls` and its `SLUICE_REDIS_TLS_*` variables: on with the section, any variable or a

@@ -14,6 +14,53 @@ public struct SluiceConfig: Sendable {
         public var maxPending: Int
         /// TLS to Redis (a `rediss://` URL or the `redis.tls` section); nil: plain TCP.
         public var tls: TLS? = nil
+        /// The sentinels that name the master (`redis.sentinel`); nil: standalone at `url`.
+        public var sentinel: Sentinel? = nil
+        /// The data nodes' ACL user (`redis.username`); wins over the URL's.
+        public var username: String? = nil
+        /// The data nodes' password (`redis.password`, `SLUICE_REDIS_PASSWORD`); wins over the URL's.
+        public var password: String? = nil
+    }
+
+    /// A Sentinel-managed master (section `redis.sentinel`).
+    public struct Sentinel: Sendable, Hashable {
+        /// The name the sentinels monitor the master under.
+        public var masterName: String
+        /// The sentinels as (host, port), asked in turn.
+        public var nodes: [HostPort]
+        /// The sentinels' own ACL user, if any.
+        public var username: String?
+        /// The sentinels' own password, if any.
+        public var password: String?
+    }
+
+    /// A `host:port` pair (`[v6]:port` in text).
+    public struct HostPort: Sendable, Hashable {
+        /// Host name or address (IPv6 without brackets).
+        public var host: String
+        /// TCP port, 1-65535.
+        public var port: Int
+
+        /// Parses `host:port` or `[v6]:port`; nil for anything else.
+        public init?(_ text: String) {
+            let host: Substring
+            let portText: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]") else { return nil }
+                host = text[text.index(after: text.startIndex)..<close]
+                let after = text[text.index(after: close)...]
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                host = text[..<colon]
+                portText = text[text.index(after: colon)...]
+                if host.contains(":") { return nil }
+            }
+            guard !host.isEmpty, !host.contains(" "), let port = Int(portText), (1...65535).contains(port) else { return nil }
+            self.host = String(host)
+            self.port = port
+        }
     }
 
     /// TLS to Redis (section `redis.tls`); the server's certificate is always verified.

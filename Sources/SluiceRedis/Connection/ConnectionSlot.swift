@@ -34,6 +34,8 @@ final class ConnectionSlot: @unchecked Sendable {
     private var connectedBefore = false
     private var nextWaiterID = 0
     private var logger: Logger
+    /// The node the current (or last) connection dialed.
+    private var address: RedisAddress?
 
     init(eventLoop: any EventLoop, shared: RedisClient.Shared, index: Int) {
         self.eventLoop = eventLoop
@@ -44,6 +46,24 @@ final class ConnectionSlot: @unchecked Sendable {
         shared.addWaker { [weak self] in
             guard let self else { return }
             self.eventLoop.execute { self.wake() }
+        }
+        shared.topology.addSwitchListener { [weak self] address in
+            guard let self else { return }
+            self.eventLoop.execute { self.masterMoved(to: address) }
+        }
+    }
+
+    /// Sentinel named a new master: a connection to another node closes (the usual reconnect then
+    /// asks the topology again), a slot backing off tries now. On the slot's loop.
+    private func masterMoved(to address: RedisAddress) {
+        switch self.state {
+        case .ready(let connection) where self.address != address:
+            self.logger.info("the Redis master moved; reconnecting", metadata: ["from": "\(self.address.map { "\($0)" } ?? "?")", "to": "\(address)"])
+            connection.close()
+        case .backoff:
+            self.wake()
+        default:
+            break
         }
     }
 
@@ -133,20 +153,23 @@ final class ConnectionSlot: @unchecked Sendable {
     private func connect() {
         self.state = .connecting(waiters: [])
         let configuration = self.shared.configuration
-        let deadline = NIODeadline.now() + configuration.connectTimeout
-        RedisConnection.connect(
-            host: configuration.host,
-            port: configuration.port,
-            tls: self.shared.tls,
-            on: self.eventLoop,
-            connectTimeout: configuration.connectTimeout,
-            maxPending: configuration.maxPendingCommands,
-            maxConsecutiveTimeouts: configuration.maxConsecutiveTimeouts,
-            logger: self.logger
-        ).flatMap { connection in
-            self.handshake(connection, deadline: deadline).map { connection }.flatMapErrorThrowing { error in
-                connection.close()
-                throw error
+        self.shared.topology.resolve(on: self.eventLoop).flatMap { address in
+            self.address = address
+            let deadline = NIODeadline.now() + configuration.connectTimeout
+            return RedisConnection.connect(
+                host: address.host,
+                port: address.port,
+                tls: self.shared.tls,
+                on: self.eventLoop,
+                connectTimeout: configuration.connectTimeout,
+                maxPending: configuration.maxPendingCommands,
+                maxConsecutiveTimeouts: configuration.maxConsecutiveTimeouts,
+                logger: self.logger
+            ).flatMap { connection in
+                self.handshake(connection, deadline: deadline).map { connection }.flatMapErrorThrowing { error in
+                    connection.close()
+                    throw error
+                }
             }
         }.whenComplete { result in
             switch result {
@@ -156,12 +179,16 @@ final class ConnectionSlot: @unchecked Sendable {
         }
     }
 
-    /// AUTH, SELECT, SCRIPT LOAD of every script and a read of `maxmemory-policy`, pipelined.
+    /// AUTH, ROLE (Sentinel: the node must still be the master), SELECT, SCRIPT LOAD of every
+    /// script and a read of `maxmemory-policy`, pipelined.
     private func handshake(_ connection: RedisConnection, deadline: NIODeadline) -> EventLoopFuture<Void> {
         let configuration = self.shared.configuration
         var commands: [(name: String, arguments: [RedisArgument])] = []
         if let auth = configuration.authCommand {
             commands.append(("AUTH", auth))
+        }
+        if self.shared.topology.confirmsRole {
+            commands.append(("ROLE", ["ROLE"]))
         }
         if configuration.database != 0 {
             commands.append(("SELECT", ["SELECT", RedisArgument(configuration.database)]))
@@ -185,10 +212,19 @@ final class ConnectionSlot: @unchecked Sendable {
         let status = self.shared.status
         let logger = self.logger
         let names = commands.map(\.name)
+        let address = self.address.map { "\($0)" } ?? "?"
+
         return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop).flatMapThrowing { replies in
             var scriptIndex = 0
             for (name, reply) in zip(names, replies) {
                 switch name {
+                case "ROLE":
+                    let role = RedisTopology.role(of: reply)
+                    guard role == "master" else {
+                        throw SluiceRedisError.handshakeFailed(
+                            "\(address) is not the master (ROLE: \(role ?? reply.errorMessage ?? "no answer")); asking the sentinels again"
+                        )
+                    }
                 case "CONFIG GET":
                     let policy = Self.evictionPolicy(from: reply)
                     if status.recordEvictionPolicy(policy), let warning = policy.warning {

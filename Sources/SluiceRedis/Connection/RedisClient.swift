@@ -48,6 +48,8 @@ public final class RedisClient: Service, Sendable {
         let status = Status()
         /// Built once for every connection of the client.
         let tls: RedisTLSContext?
+        /// Which node each connect dials (docs/ARCHITECTURE.md, "Layers").
+        let topology: RedisTopology
         /// Every slot's way to cut its backoff short, on its own loop.
         private let wakers = NIOLockedValueBox<[@Sendable () -> Void]>([])
 
@@ -68,7 +70,9 @@ public final class RedisClient: Service, Sendable {
             self.scripts = scripts
             self.logger = logger
             self.observer = observer
-            self.tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
+            let tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
+            self.tls = tls
+            self.topology = RedisTopology(configuration: configuration, tls: tls, logger: logger)
         }
     }
 
@@ -139,6 +143,9 @@ public final class RedisClient: Service, Sendable {
     /// The client's configuration.
     public var configuration: RedisClientConfiguration { self.shared.configuration }
 
+    /// Which node the client's connections dial; pub/sub subscribers share it to follow the same master.
+    public var topology: RedisTopology { self.shared.topology }
+
     /// Whether at least one connection to Redis is up.
     public var isConnected: Bool { self.shared.status.readyConnections > 0 }
 
@@ -169,10 +176,16 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
-    /// Runs the client as a service: connects, waits for graceful shutdown, then closes.
+    /// Runs the client as a service: connects, follows master switches (Sentinel) until graceful
+    /// shutdown, then closes.
     public func run() async throws {
         self.start()
-        try? await gracefulShutdown()
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await cancelWhenGracefulShutdown { await self.shared.topology.watch(on: self.group) }
+            }
+            try? await gracefulShutdown()
+        }
         await self.shutdown()
     }
 

@@ -28,6 +28,9 @@ public struct RedisClientConfiguration: Sendable {
     public var maxReconnectDelay: TimeAmount
     /// TLS to Redis; nil: plain TCP.
     public var tls: RedisTLSConfiguration?
+    /// The sentinels that name the master; nil: `host` and `port` are the node (standalone).
+    /// TLS, when set, applies to the sentinels too.
+    public var sentinel: RedisSentinelConfiguration?
 
     /// Creates a configuration with Sluice's defaults.
     public init(
@@ -43,7 +46,8 @@ public struct RedisClientConfiguration: Sendable {
         maxConsecutiveTimeouts: Int = 3,
         minReconnectDelay: TimeAmount = .milliseconds(50),
         maxReconnectDelay: TimeAmount = .milliseconds(200),
-        tls: RedisTLSConfiguration? = nil
+        tls: RedisTLSConfiguration? = nil,
+        sentinel: RedisSentinelConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -58,6 +62,7 @@ public struct RedisClientConfiguration: Sendable {
         self.minReconnectDelay = minReconnectDelay
         self.maxReconnectDelay = maxReconnectDelay
         self.tls = tls
+        self.sentinel = sentinel
     }
 
     /// `AUTH [username] password`, or nil without a password.

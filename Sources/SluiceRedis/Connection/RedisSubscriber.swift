@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -26,6 +27,9 @@ public final class RedisSubscriber: Service, Sendable {
     let logger: Logger
     let onEvent: @Sendable (Event) async -> Void
     let tls: RedisTLSContext?
+    let topology: RedisTopology
+    /// The live connection and the node it dialed, closed when Sentinel names another master.
+    private let current = NIOLockedValueBox<(channel: any Channel, address: RedisAddress)?>(nil)
 
     /// Creates a subscriber; it connects when run.
     /// - Parameters:
@@ -33,12 +37,15 @@ public final class RedisSubscriber: Service, Sendable {
     ///   - channel: the pub/sub channel.
     ///   - eventLoopGroup: where its connection lives.
     ///   - logger: for connection events.
+    ///   - topology: the client's topology, to follow the master it follows; nil: one of its own
+    ///     built from `configuration` (it then hears no master switch, only lost connections).
     ///   - onEvent: called for each event, one at a time, in order.
     public init(
         configuration: RedisClientConfiguration,
         channel: String,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
+        topology: RedisTopology? = nil,
         onEvent: @escaping @Sendable (Event) async -> Void
     ) {
         self.configuration = configuration
@@ -46,7 +53,15 @@ public final class RedisSubscriber: Service, Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.onEvent = onEvent
-        self.tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
+        let tls = configuration.tls.map { RedisTLSContext($0, logger: logger) }
+        self.tls = tls
+        let topology = topology ?? RedisTopology(configuration: configuration, tls: tls, logger: logger)
+        self.topology = topology
+        let current = self.current
+        topology.addSwitchListener { address in
+            guard let live = current.withLockedValue({ $0 }), live.address != address else { return }
+            live.channel.close(promise: nil)
+        }
     }
 
     /// Subscribes, and subscribes again after every loss (with capped backoff), until
@@ -65,31 +80,36 @@ public final class RedisSubscriber: Service, Sendable {
         }
     }
 
-    /// One connection's life: connect, AUTH, SUBSCRIBE, then messages until it closes.
+    /// One connection's life: ask the topology where, connect, AUTH, (ROLE,) SUBSCRIBE, then
+    /// messages until it closes.
     /// - Returns: whether the subscription was ever in place.
     private func session() async -> Bool {
         let (stream, continuation) = AsyncStream.makeStream(of: RedisReply?.self)
         let channel: any Channel
+        let address: RedisAddress
         do {
+            address = try await self.topology.resolve(on: self.eventLoopGroup.next()).get()
             channel = try await ClientBootstrap(group: self.eventLoopGroup)
                 .connectTimeout(self.configuration.connectTimeout)
                 .channelOption(.socketOption(.so_keepalive), value: 1)
                 .channelInitializer { channel in
                     do {
-                        try self.tls?.addHandlers(to: channel, host: self.configuration.host, port: self.configuration.port)
+                        try self.tls?.addHandlers(to: channel, host: address.host, port: address.port)
                         try channel.pipeline.syncOperations.addHandler(try RedisPushHandler(continuation: continuation))
                         return channel.eventLoop.makeSucceededVoidFuture()
                     } catch {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
                 }
-                .connect(host: self.configuration.host, port: self.configuration.port)
+                .connect(host: address.host, port: address.port)
                 .get()
         } catch {
             self.logger.debug("pub/sub connect failed", metadata: ["error": "\(error)"])
             return false
         }
-        let commands = [self.configuration.authCommand, ["SUBSCRIBE", RedisArgument(self.channelName)]].compactMap { $0 }
+        self.current.withLockedValue { $0 = (channel, address) }
+        let role: [RedisArgument]? = self.topology.confirmsRole ? ["ROLE"] : nil
+        let commands = [self.configuration.authCommand, role, ["SUBSCRIBE", RedisArgument(self.channelName)]].compactMap { $0 }
         do {
             for command in commands {
                 channel.write(try RESPEncoder.encode(command), promise: nil)
@@ -115,6 +135,10 @@ public final class RedisSubscriber: Service, Sendable {
                 }
                 if let error = reply.errorMessage {
                     self.logger.warning("pub/sub subscription refused", metadata: ["error": "\(error)"])
+                    break
+                }
+                if let role = RedisTopology.role(of: reply), role != "master" {
+                    self.logger.warning("pub/sub connection reached a \(role), not the master; asking again", metadata: ["address": "\(address)"])
                     break
                 }
                 guard let parts = reply.array, let kind = parts.first?.string else { continue }
