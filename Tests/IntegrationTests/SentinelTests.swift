@@ -157,6 +157,9 @@ struct SentinelTests {
         // The sentinels turn the old master into a replica of the new one.
         let demoted = try await poll(.seconds(20), every: .milliseconds(100)) { try await group.role(port: oldPort) == "slave" }
         #expect(demoted != nil, "the old master was not turned into a replica")
+        // Sluice heard +switch-master from a sentinel (not only the old master's CLIENT KILL).
+        let heard = try await poll(.seconds(10)) { sluice.log.contains("Redis master switched") }
+        #expect(heard != nil, "no +switch-master in the log: \(sluice.log.suffix(2000))")
 
         // The runtime-key registry on the new master: create a key, use it.
         let created = try await HTTPTestClient.request(
