@@ -14,10 +14,66 @@ struct SentinelGroupScope: SuiteTrait, TestScoping {
     }
 }
 
+/// What a load of checks got: normal decisions (admitted or denied), and anything else by kind.
+final class LoadTally: @unchecked Sendable {
+    // @unchecked: every field is read and written under `lock`.
+    private let lock = NSLock()
+    private var admitted = 0
+    private var denied = 0
+    private var other: [String: Int] = [:]
+    private var lastNormal = Date.distantPast
+    private var longestGap: TimeInterval = 0
+    private var stop = false
+
+    func record(_ kind: String?, allowed: Bool) {
+        self.lock.withLock {
+            if let kind {
+                self.other[kind, default: 0] += 1
+            } else {
+                if allowed { self.admitted += 1 } else { self.denied += 1 }
+                let now = Date()
+                if self.lastNormal != .distantPast { self.longestGap = max(self.longestGap, now.timeIntervalSince(self.lastNormal)) }
+                self.lastNormal = now
+            }
+        }
+    }
+    var stopped: Bool { self.lock.withLock { self.stop } }
+    var lastNormalAt: Date { self.lock.withLock { self.lastNormal } }
+    func stopNow() { self.lock.withLock { self.stop = true } }
+    func counts() -> (admitted: Int, denied: Int, other: [String: Int], longestGap: TimeInterval) {
+        self.lock.withLock { (self.admitted, self.denied, self.other, self.longestGap) }
+    }
+
+    /// 4 clients checking `key` on `port` until ``stopNow()``.
+    func load(port: Int, key: String) -> Task<Void, Never> {
+        Task {
+            await withTaskGroup(of: Void.self) { clients in
+                for _ in 0..<4 {
+                    clients.addTask {
+                        while !self.stopped {
+                            do {
+                                let r = try await HTTPTestClient.check(port: port, #"{"api_key":"\#(key)"}"#)
+                                if r.status == 200, let allowed = r.json["allowed"] as? Bool, r.json["degraded"] as? Bool != true {
+                                    self.record(nil, allowed: allowed)
+                                } else {
+                                    self.record("status \(r.status)", allowed: false)
+                                }
+                            } catch {
+                                self.record("no answer", allowed: false)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `redis.sentinel` against a real group: one master, one replica, three sentinels (quorum 2).
 /// The tests never assume which node is master: they ask the sentinels.
 @Suite("Redis Sentinel (real master, replica and three sentinels)", .serialized, SentinelGroupScope())
 struct SentinelTests {
+    /// Plan `p` (rate 2/s, burst 5) is the one the load meets.
     static func yaml(_ group: RedisSentinelGroup, nodes: String? = nil) -> String {
         """
         redis:
@@ -30,11 +86,30 @@ struct SentinelTests {
         api_keys:
           - { key: sentinel-key, plan: big }
           - { key: failover-key, plan: p }
+          - { key: crash-key, plan: p }
         """
     }
 
     static func currentGroup() throws -> RedisSentinelGroup {
         try #require(SentinelGroupScope.group, "the suite's Sentinel group is missing")
+    }
+
+    /// Polls until the sentinels name a master other than `oldPort` and its ROLE says master.
+    static func newMaster(_ group: RedisSentinelGroup, other oldPort: Int, within limit: Duration) async throws -> RedisServer? {
+        var newPort: Int?
+        let promoted = try await poll(limit, every: .milliseconds(50)) {
+            guard let port = try await group.masterPort(via: group.sentinels[0]), port != oldPort else { return false }
+            newPort = port
+            return try await group.role(port: port) == "master"
+        }
+        return promoted == nil ? nil : newPort.flatMap { group.server(port: $0) }
+    }
+
+    /// Polls until `master` runs EVALSHA beyond `before` and normal answers come again.
+    static func decisionsResume(on master: RedisServer, after before: Int, tally: LoadTally, within limit: Duration) async throws -> Bool {
+        try await poll(limit, every: .milliseconds(20)) {
+            try await master.commandCalls("evalsha") > before && tally.lastNormalAt > Date().addingTimeInterval(-0.2)
+        } != nil
     }
 
     @Test("decisions go to the master the sentinels name; a sentinel that is down or frozen is skipped")
@@ -69,91 +144,38 @@ struct SentinelTests {
             environment: ["SLUICE_ADMIN_PORT": String(adminPort), "SLUICE_ADMIN_TOKENS": "ops-token"]
         )
         try await sluice.waitUntilReady()
+        let replica = try #require(group.servers.first { $0.port != oldPort })
+        let before = try await replica.commandCalls("evalsha")
 
-        // Load: 4 clients check one key until told to stop; every answer is recorded.
-        final class Tally: @unchecked Sendable {
-            let lock = NSLock()
-            var admitted = 0
-            var denied = 0
-            var other: [String: Int] = [:]
-            var lastNormal = Date.distantPast
-            var longestGap: TimeInterval = 0
-            var stop = false
-            func record(_ kind: String?, allowed: Bool) {
-                self.lock.lock()
-                defer { self.lock.unlock() }
-                if let kind {
-                    self.other[kind, default: 0] += 1
-                } else {
-                    if allowed { self.admitted += 1 } else { self.denied += 1 }
-                    let now = Date()
-                    if self.lastNormal != .distantPast { self.longestGap = max(self.longestGap, now.timeIntervalSince(self.lastNormal)) }
-                    self.lastNormal = now
-                }
-            }
-            var stopped: Bool { self.lock.withLock { self.stop } }
-            var lastNormalAt: Date { self.lock.withLock { self.lastNormal } }
-            func stopNow() { self.lock.withLock { self.stop = true } }
-            func counts() -> (Int, Int, [String: Int], TimeInterval) {
-                self.lock.withLock { (self.admitted, self.denied, self.other, self.longestGap) }
-            }
-        }
-        let tally = Tally()
+        let tally = LoadTally()
         let started = Date()
-        let port = sluice.port
-        let load = Task {
-            await withTaskGroup(of: Void.self) { clients in
-                for _ in 0..<4 {
-                    clients.addTask {
-                        while !tally.stopped {
-                            do {
-                                let r = try await HTTPTestClient.check(port: port, #"{"api_key":"failover-key"}"#)
-                                if r.status == 200, let allowed = r.json["allowed"] as? Bool, r.json["degraded"] as? Bool != true {
-                                    tally.record(nil, allowed: allowed)
-                                } else {
-                                    tally.record("status \(r.status)", allowed: false)
-                                }
-                            } catch {
-                                tally.record("no answer", allowed: false)
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let load = tally.load(port: sluice.port, key: "failover-key")
         try await Task.sleep(for: .seconds(1))
 
         let switchStart = Date()
         try await offCooperativePool { try group.sentinels[0].cli("SENTINEL", "FAILOVER", group.masterName) }
-        // The sentinels name the replica, and it says it is master.
-        var newPort: Int?
-        let promoted = try await poll(.seconds(30), every: .milliseconds(50)) {
-            guard let port = try await group.masterPort(via: group.sentinels[0]), port != oldPort else { return false }
-            newPort = port
-            return try await group.role(port: port) == "master"
-        }
-        #expect(promoted != nil, "no failover within 30 s: \(group.sentinels[0].log.suffix(1500))")
-        let newMaster = try #require(newPort.flatMap { group.server(port: $0) })
+        let promoted = try await Self.newMaster(group, other: oldPort, within: .seconds(30))
+        let newMaster = try #require(promoted, "no failover within 30 s: \(group.sentinels[0].log.suffix(1500))")
+        #expect(newMaster === replica)
         // Decisions resume on the new master: it runs EVALSHA (as a replica it ran none, scripts
         // replicate as their effects), and normal answers come again.
-        let resumed = try await poll(.seconds(20), every: .milliseconds(20)) {
-            try await newMaster.commandCalls("evalsha") > 0 && tally.lastNormalAt > Date().addingTimeInterval(-0.2)
-        }
-        #expect(resumed != nil, "decisions did not resume on the new master: \(sluice.log.suffix(2000))")
+        let resumed = try await Self.decisionsResume(on: newMaster, after: before, tally: tally, within: .seconds(20))
+        #expect(resumed, "decisions did not resume on the new master: \(sluice.log.suffix(2000))")
         let resumedAfter = Date().timeIntervalSince(switchStart)
         try await Task.sleep(for: .seconds(2))
         tally.stopNow()
         await load.value
         let elapsed = Date().timeIntervalSince(started)
 
-        let (admitted, denied, other, gap) = tally.counts()
+        let counts = tally.counts()
         print("Sentinel failover: EVALSHA on the new master \(String(format: "%.2f", resumedAfter)) s after SENTINEL FAILOVER; "
-            + "longest time without a normal answer \(Int(gap * 1000)) ms; admitted \(admitted), denied \(denied), other answers during the switch \(other) over \(String(format: "%.1f", elapsed)) s")
-        #expect(denied > 0, "the load must meet the limit")
+            + "longest time without a normal answer \(Int(counts.longestGap * 1000)) ms; admitted \(counts.admitted), "
+            + "denied \(counts.denied), other answers during the switch \(counts.other) over \(String(format: "%.1f", elapsed)) s")
+        #expect(counts.denied > 0, "the load must meet the limit")
         // A failover may lose the writes the replica had not received (README, "Sentinel"): at most
         // what was admitted in that moment, bounded here by one more burst.
         let ceiling = 5 + 2 * elapsed + 5
-        #expect(Double(admitted) <= ceiling, "admitted \(admitted) > \(ceiling)")
+        #expect(Double(counts.admitted) <= ceiling, "admitted \(counts.admitted) > \(ceiling)")
         // The sentinels turn the old master into a replica of the new one.
         let demoted = try await poll(.seconds(20), every: .milliseconds(100)) { try await group.role(port: oldPort) == "slave" }
         #expect(demoted != nil, "the old master was not turned into a replica")
@@ -175,5 +197,52 @@ struct SentinelTests {
         }
         #expect(known != nil, "a key created after the failover must work")
         #expect(await sluice.terminate() == 0)
+    }
+
+    @Test("the master crashes under load: decisions resume once the sentinels promote the replica")
+    func masterCrash() async throws {
+        let group = try Self.currentGroup()
+        let oldPort = try #require(try await group.masterPort(via: group.sentinels[0]))
+        let oldMaster = try #require(group.server(port: oldPort))
+        let replica = try #require(group.servers.first { $0.port != oldPort })
+        let sluice = try SluiceProcess(yaml: Self.yaml(group))
+        try await sluice.waitUntilReady()
+        let before = try await replica.commandCalls("evalsha")
+
+        let tally = LoadTally()
+        let started = Date()
+        let load = tally.load(port: sluice.port, key: "crash-key")
+        try await Task.sleep(for: .seconds(1))
+
+        let crash = Date()
+        oldMaster.stop()
+        let promoted = try await Self.newMaster(group, other: oldPort, within: .seconds(40))
+        let newMaster = try #require(promoted, "no promotion within 40 s: \(group.sentinels[0].log.suffix(1500))")
+        #expect(newMaster === replica)
+        let resumed = try await Self.decisionsResume(on: newMaster, after: before, tally: tally, within: .seconds(20))
+        #expect(resumed, "decisions did not resume on the new master: \(sluice.log.suffix(2000))")
+        let resumedAfter = Date().timeIntervalSince(crash)
+        try await Task.sleep(for: .seconds(1))
+        tally.stopNow()
+        await load.value
+        let elapsed = Date().timeIntervalSince(started)
+        let counts = tally.counts()
+        print("Sentinel master crash: decisions on the new master \(String(format: "%.2f", resumedAfter)) s after SIGKILL; "
+            + "longest time without a normal answer \(Int(counts.longestGap * 1000)) ms; admitted \(counts.admitted), "
+            + "denied \(counts.denied), other answers \(counts.other) over \(String(format: "%.1f", elapsed)) s")
+        // Meanwhile the plan decided (deny: 503), nothing else.
+        #expect(Set(counts.other.keys).isSubset(of: ["status 503"]), "\(counts.other)")
+        let ceiling = 5 + 2 * elapsed + 5
+        #expect(Double(counts.admitted) <= ceiling, "admitted \(counts.admitted) > \(ceiling)")
+        #expect(await sluice.terminate() == 0)
+
+        // The group again has a replica for the other tests: the crashed node comes back empty and
+        // the sentinels make it a replica of the new master.
+        try await oldMaster.restart()
+        let rejoined = try await poll(.seconds(30), every: .milliseconds(100)) {
+            guard try await group.role(port: oldPort) == "slave" else { return false }
+            return try await oldMaster.cliAsync("INFO", "replication").contains("master_link_status:up")
+        }
+        #expect(rejoined != nil, "the crashed node did not rejoin as a replica: \(group.sentinels[0].log.suffix(1500))")
     }
 }
