@@ -74,7 +74,11 @@ public struct Decider: Sendable {
             // A shadow plan never denies, not even a stage it does not list.
             let decision = Decision.stageNotInPlan(plan: plan.name)
             return .answered(plan.shadow ? decision.shadowed() : decision, headers: plan.headers)
-        case .missingStage: return .invalid(Self.missingStage)
+        case .missingStage:
+            // A shadow plan never denies, not even a request without its stage: allowed, and
+            // marked as the stage check would have denied it.
+            guard plan.shadow else { return .invalid(Self.missingStage) }
+            return .answered(Decision.stageNotInPlan(plan: plan.name).shadowed(), headers: plan.headers)
         }
         if limits.isEmpty {
             return .answered(.unlimited(plan: plan.name), headers: plan.headers)

@@ -291,18 +291,27 @@ final class DecisionScriptTests: ScriptSuite {
         }
     }
 
-    @Test("initial_offset: denied or peeked requests do not start the initial window; a key with recorded usage is not new")
+    @Test("initial_offset: a denied first request begins the initial window too (consuming nothing); a peek does not; a key with recorded usage is not new; an offset equal to the limit admits nothing that window, then the full limit")
     func initialOffsetStart() async throws {
         let quota = Quota(limit: 5, period: .day, offsetHours: 0, initialOffset: 2)
         let t0 = Self.utc(2025, 6, 1, 12)
-        // Cost 4 fits the limit but not limit − offset: denied, nothing written, so the next day
-        // is still the key's initial window.
+        // A peek changes nothing: still a new key.
         let e = self.entry(self.plan(quota: quota))
-        let denied = try await self.run(e, cost: 4, at: t0)
-        #expect(!denied.allowed && denied.limits[0].limit == 3 && denied.limits[0].retryAfterMs > 0)
         #expect(try await self.run(e, cost: 0, at: t0).limits[0].limit == 3)
-        let nextDay = try await self.run(e, at: t0 + 86_400)
-        #expect(nextDay.allowed && nextDay.limits[0].limit == 3 && nextDay.limits[0].remaining == 2)
+        #expect(try await self.server.cliAsync("EXISTS", "sl:{\(self.tag)-k}:q") == "0")
+        // Cost 4 fits the limit but not limit − offset: denied, nothing consumed, but this day is
+        // the key's initial window, and the next day has the full limit.
+        let denied = try await self.run(e, cost: 4, at: t0)
+        #expect(!denied.allowed && denied.limits[0].limit == 3 && denied.limits[0].remaining == 3 && denied.limits[0].retryAfterMs > 0)
+        #expect(try await self.run(e, cost: 0, at: t0).limits[0].remaining == 3)
+        let nextDay = try await self.run(e, cost: 4, at: t0 + 86_400)
+        #expect(nextDay.allowed && nextDay.limits[0].limit == 5 && nextDay.limits[0].remaining == 1)
+
+        // The whole limit as the offset (AWS allows it): nothing in the initial window, then all.
+        let all = self.entry(self.plan(quota: Quota(limit: 5, period: .day, offsetHours: 0, initialOffset: 5)), key: "all")
+        let none = try await self.run(all, at: t0)
+        #expect(!none.allowed && none.limits[0].limit == 0)
+        #expect(try await self.run(all, at: t0 + 86_400).allowed)
 
         // A key with usage on record (active before the offset was configured) is not new.
         let plan = Plan(name: "p", throttle: nil, quota: quota, routes: [], onBackendError: .deny, usageRetentionDays: 30)

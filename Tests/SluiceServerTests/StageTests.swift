@@ -82,6 +82,9 @@ struct StageTests {
             // A shadow plan never denies, a stage included: allowed and marked.
             let watched = try await self.check(h, key: "w", stage: "mlApi/dev")
             #expect(watched.allowed == true && watched.json["shadow_denied_by"] as? String == "stage")
+            // ... nor one that names no stage (a 400 there would block traffic behind a gateway).
+            let unnamed = try await self.check(h, key: "w", stage: nil)
+            #expect(unnamed.status == .ok && unnamed.allowed == true && unnamed.json["shadow_denied_by"] as? String == "stage")
         }
     }
 

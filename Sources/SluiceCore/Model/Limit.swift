@@ -55,7 +55,7 @@ public struct Quota: Sendable, Hashable {
     /// Hours after 00:00 UTC at which windows start (0–23).
     public let offsetHours: Int
     /// AWS's quota offset: units subtracted from the limit in a key's initial window, the
-    /// window of its first admitted request that this quota counts (docs/ARCHITECTURE.md,
+    /// window of its first request (admitted or not) that this quota counts (docs/ARCHITECTURE.md,
     /// "Quota initial offset").
     public let initialOffset: Int
 

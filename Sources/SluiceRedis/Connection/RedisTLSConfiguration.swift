@@ -1,3 +1,4 @@
+import NIOCore
 import NIOSSL
 
 /// TLS to Redis: which certificates to trust and present, and which name to verify.
@@ -29,6 +30,9 @@ public struct RedisTLSConfiguration: Sendable, Hashable {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .fullVerification
+        // A connection recycled after timeouts must go at once, not wait 5 s (NIOSSL's default)
+        // for the close_notify of a Redis that no longer answers.
+        tls.shutdownTimeout = .milliseconds(100)
         if let caFile = self.caFile {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
         }

@@ -41,6 +41,9 @@ local writes = {}
 local unconsumed = {}
 local allowed = true
 local usage_offset = nil
+-- Initial windows (initial offset) begun by this request, written even if it is denied: a
+-- denial consumes nothing, but the key's initial window has begun and must end with it.
+local initial_marks = {}
 
 for i = 1, n do
   local a = 4 + (i - 1) * 4
@@ -92,6 +95,7 @@ for i = 1, n do
       local usage_key = KEYS[n + 1]
       if not stored and not (usage_key and redis.call('EXISTS', usage_key) == 1) then
         ext = -initial
+        initial_marks[#initial_marks + 1] = { KEYS[i], quota_value(ws, 0, ext), ms_up(we * 1000000 - now_us + keep_us) }
       end
     end
     local limit = base + ext
@@ -151,6 +155,11 @@ if allowed then
   end
 else
   out[1] = 0
+  if not peek then
+    for _, w in ipairs(initial_marks) do
+      redis.call('SET', w[1], w[2], 'PX', int_text(w[3]))
+    end
+  end
   for i, state in pairs(unconsumed) do
     local o = 3 + (i - 1) * 5
     out[o] = state[1]

@@ -20,6 +20,9 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the head of a request whose body has not ended yet arrived; nil otherwise.
     private var bodyPendingSince: NIODeadline?
     private var requestsRead = 0
+    /// A 408 was written: nothing read after it is passed on (a body ending late must not be
+    /// decided after its request was answered), and the connection is closing.
+    private var expired = false
     private var responsesStarted = 0
     private var responsesEnded = 0
 
@@ -29,6 +32,7 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if self.expired { return }
         switch self.unwrapInboundIn(data) {
         case .head:
             self.requestsRead += 1
@@ -115,11 +119,17 @@ final class BodyTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             headers[.date] = date.current()
             context.write(self.wrapOutboundOut(.head(HTTPResponse(status: .requestTimeout, headerFields: headers))), promise: nil)
             context.write(self.wrapOutboundOut(.body(body)), promise: nil)
+            self.expired = true
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            // A client that reads nothing never lets the flush complete: close regardless.
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
                 context.close(promise: nil)
             }
             return
         }
+        self.expired = true
         context.close(promise: nil)
     }
 }
