@@ -156,8 +156,11 @@ public final class KeyRegistry: Service, Sendable {
     /// Reads the registry again when its position is not the one mirrored; a position behind
     /// the mirror's, or the same version with another change, is a registry that went back.
     func refreshIfChanged() async {
-        guard let remote = try? await self.remotePosition() else { return }
+        // The mirror is read before and after Redis's position: a notice or a local change applied
+        // in between would make Redis look behind. Only a mirror that stood still is compared.
         let mirrored = self.position.withLock { $0 }
+        guard let remote = try? await self.remotePosition() else { return }
+        guard self.position.withLock({ $0 }) == mirrored else { return }
         if remote == mirrored { return }
         if let mirrored, remote.version <= mirrored.version {
             let what = "version \(mirrored.version) → \(remote.version)" + (remote.version == mirrored.version ? ", another change" : "")
@@ -177,17 +180,27 @@ public final class KeyRegistry: Service, Sendable {
             var attempts = 0
             while true {
                 attempts += 1
+                let started = self.position.withLock { $0 }
                 let before = try await self.remotePosition()
                 let records = try await self.scanAll()
                 let after = try await self.remotePosition()
-                // A change during the read: read again (the next notice or check settles it
-                // in any case after a few tries).
+                // A change during the read: read again. After three tries the read is put in
+                // force as of `before`: an HSCAN may have missed a change made during it, and a
+                // position behind Redis's makes the next check read everything again.
                 if before != after && attempts < 3 { continue }
-                self.position.withLock { mirrored in
+                let position = before == after ? after : before
+                let installed = self.position.withLock { mirrored -> Bool in
+                    // Changes applied meanwhile (a notice, this instance's own change) are newer
+                    // than this read, unless the registry went back: keep them then.
+                    if mirrored != started, let current = mirrored, current.version > position.version { return false }
                     self.store.replaceRuntimeKeys(records)
-                    mirrored = after
+                    mirrored = position
+                    return true
                 }
-                self.logger.debug("runtime key registry read", metadata: ["keys": "\(records.count)", "version": "\(after.version)"])
+                self.logger.debug(
+                    "runtime key registry read",
+                    metadata: ["keys": "\(records.count)", "version": "\(position.version)", "installed": "\(installed)"]
+                )
                 return
             }
         } catch {
