@@ -134,16 +134,30 @@ struct SentinelTests {
         #expect(await sluice.terminate() == 0)
     }
 
-    @Test("a failover under load: decisions resume on the new master within limits; runtime keys work there")
+    @Test("a failover under load: decisions resume on the new master within limits, runtime keys work there, the switch is heard though the sentinel first followed froze")
     func failoverUnderLoad() async throws {
         let group = try Self.currentGroup()
         let oldPort = try #require(try await group.masterPort(via: group.sentinels[0]))
         let adminPort = try FreePort.find()
+        // Sentinel 2 first: Sluice follows switches there, until it freezes.
+        let frozen = group.sentinels[2]
+        let nodes = "[" + [2, 0, 1].map { "\"127.0.0.1:\(group.sentinels[$0].port)\"" }.joined(separator: ", ") + "]"
         let sluice = try SluiceProcess(
-            yaml: Self.yaml(group),
+            yaml: Self.yaml(group, nodes: nodes),
             environment: ["SLUICE_ADMIN_PORT": String(adminPort), "SLUICE_ADMIN_TOKENS": "ops-token"]
         )
         try await sluice.waitUntilReady()
+        func following() -> [Substring] {
+            sluice.log.split(separator: "\n").filter { $0.contains("following master switches") }
+        }
+        let first = try await poll(.seconds(10)) { following().count == 1 }
+        #expect(first != nil && following().first?.contains(":\(frozen.port)") == true, "\(following())")
+        frozen.pause()
+        defer { frozen.resume() }
+        let movedOn = try await poll(.seconds(15), every: .milliseconds(100)) {
+            following().count >= 2 && following().last?.contains(":\(frozen.port)") == false
+        }
+        #expect(movedOn != nil, "the watch stayed on the frozen sentinel: \(sluice.log.suffix(1500))")
         let replica = try #require(group.servers.first { $0.port != oldPort })
         let before = try await replica.commandCalls("evalsha")
 

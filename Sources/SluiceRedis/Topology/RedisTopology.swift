@@ -227,9 +227,22 @@ public final class RedisTopology: Sendable {
             return false
         }
         let deadline = channel.eventLoop.scheduleTask(in: self.connectTimeout) { continuation.yield(nil) }
+        // A sentinel that stops answering (frozen, cut off) would otherwise hold the watch
+        // forever while switches go unheard: PING once a second, move on after 3 s of silence.
+        let lastHeard = NIOLockedValueBox(NIODeadline.now())
+        let ping = try? RESPEncoder.encode(["PING"])
+        let keepalive = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if NIODeadline.now() - lastHeard.withLockedValue({ $0 }) > .seconds(3) {
+                self.logger.warning("sentinel stopped answering; following master switches on the next one", metadata: ["sentinel": "\(node)"])
+                channel.close(promise: nil)
+            } else if let ping {
+                channel.writeAndFlush(ping, promise: nil)
+            }
+        }
         var subscribed = false
         await withTaskCancellationHandler {
             for await reply in stream {
+                if reply != nil { lastHeard.withLockedValue { $0 = .now() } }
                 guard let reply else {
                     if !subscribed { break }
                     continue
@@ -242,7 +255,7 @@ public final class RedisTopology: Sendable {
                 if kind == "subscribe" {
                     subscribed = true
                     deadline.cancel()
-                    self.logger.debug("following master switches", metadata: ["sentinel": "\(node)"])
+                    self.logger.info("following master switches", metadata: ["sentinel": "\(node)"])
                     // A switch may have happened while no sentinel was heard.
                     if let address = try? await self.resolve(on: channel.eventLoop).get() {
                         self.masterSwitched(to: address)
@@ -257,6 +270,7 @@ public final class RedisTopology: Sendable {
         } onCancel: {
             channel.close(promise: nil)
         }
+        keepalive.cancel()
         deadline.cancel()
         channel.close(promise: nil)
         return subscribed
