@@ -184,8 +184,8 @@ public final class RedisTopology: Sendable {
         var index = self.preferred.withLockedValue { $0 }
         var failures = 0
         while !Task.isCancelled {
-            let node = sentinel.nodes[index % sentinel.nodes.count]
-            let subscribed = await self.watchSession(node, sentinel, group: group)
+            let position = index % sentinel.nodes.count
+            let subscribed = await self.watchSession(position, sentinel, group: group)
             if Task.isCancelled { return }
             index += 1
             failures = subscribed ? 0 : failures + 1
@@ -195,7 +195,8 @@ public final class RedisTopology: Sendable {
     }
 
     /// One subscription to `+switch-master` on `node`. Returns whether it was ever in place.
-    private func watchSession(_ node: RedisAddress, _ sentinel: RedisSentinelConfiguration, group: any EventLoopGroup) async -> Bool {
+    private func watchSession(_ position: Int, _ sentinel: RedisSentinelConfiguration, group: any EventLoopGroup) async -> Bool {
+        let node = sentinel.nodes[position]
         let (stream, continuation) = AsyncStream.makeStream(of: RedisReply?.self)
         let channel: any Channel
         do {
@@ -264,6 +265,10 @@ public final class RedisTopology: Sendable {
                     let address = Self.switchedMaster(message: payload, masterName: sentinel.masterName)
                 {
                     self.logger.notice("Redis master switched", metadata: ["master": "\(sentinel.masterName)", "address": "\(address)"])
+                    // The reconnects ask this sentinel first: it has the new configuration, while
+                    // another may still name the old master, which answers ROLE master until the
+                    // sentinels demote it.
+                    self.preferred.withLockedValue { $0 = position }
                     self.masterSwitched(to: address)
                 }
             }
