@@ -135,6 +135,13 @@ public final class RedisSentinelGroup: Sendable {
         return lines.count == 2 ? Int(lines[1].trimmingCharacters(in: .whitespaces)) : nil
     }
 
+    /// The `flags` of every replica `sentinel` knows (`slave` alone when it is up and well).
+    public func replicaFlags(via sentinel: RedisSentinel) async throws -> [String] {
+        let lines = try await offCooperativePool { try sentinel.cli("SENTINEL", "replicas", self.masterName) }
+            .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return zip(lines, lines.dropFirst()).filter { $0.0 == "flags" }.map(\.1)
+    }
+
     /// The data node on `port`.
     public func server(port: Int) -> RedisServer? { self.servers.first { $0.port == port } }
 

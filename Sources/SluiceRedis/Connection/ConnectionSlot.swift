@@ -213,7 +213,6 @@ final class ConnectionSlot: @unchecked Sendable {
         let logger = self.logger
         let names = commands.map(\.name)
         let address = self.address.map { "\($0)" } ?? "?"
-
         return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop).flatMapThrowing { replies in
             var scriptIndex = 0
             for (name, reply) in zip(names, replies) {
