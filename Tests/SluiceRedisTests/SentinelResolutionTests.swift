@@ -8,27 +8,44 @@ import Testing
 
 @testable import SluiceRedis
 
-/// A stand-in sentinel: each connection is one question, answered with the next port of
-/// `answers` (the last one repeated) as `get-master-addr-by-name` would.
-private final class FakeSentinelHandler: ChannelInboundHandler, Sendable {
+/// A stand-in sentinel: each connection is one question (`[AUTH] + SENTINEL
+/// get-master-addr-by-name m`), answered with the next port of `answers` (the last one
+/// repeated); with `password`, only after `AUTH` with it, as a sentinel with `requirepass` does.
+private final class FakeSentinelHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: `received` is used only on the child channel's loop.
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let answers: [Int]
+    let password: String?
     let questions: NIOLockedValueBox<Int>
+    private var received = ""
 
-    init(answers: [Int], questions: NIOLockedValueBox<Int>) {
+    init(answers: [Int], password: String? = nil, questions: NIOLockedValueBox<Int>) {
         self.answers = answers
+        self.password = password
         self.questions = questions
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.received += String(buffer: self.unwrapInboundIn(data))
+        guard self.received.hasSuffix("get-master-addr-by-name\r\n$1\r\nm\r\n") else { return }
         let asked = self.questions.withLockedValue { count in
             count += 1
             return count
         }
+        var reply = ""
+        if let password = self.password {
+            guard self.received.contains("AUTH\r\n$\(password.utf8.count)\r\n\(password)\r\n") else {
+                reply = self.received.contains("AUTH") ? "-WRONGPASS invalid password\r\n" : ""
+                reply += "-NOAUTH Authentication required.\r\n"
+                context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: reply)), promise: nil)
+                return
+            }
+            reply = "+OK\r\n"
+        }
         let port = String(self.answers[min(asked, self.answers.count) - 1])
-        let reply = "*2\r\n$9\r\n127.0.0.1\r\n$\(port.utf8.count)\r\n\(port)\r\n"
+        reply += "*2\r\n$9\r\n127.0.0.1\r\n$\(port.utf8.count)\r\n\(port)\r\n"
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: reply)), promise: nil)
     }
 }
@@ -81,6 +98,53 @@ struct SentinelResolutionTests {
             #expect(askedAgain != nil)
             #expect(try await client.command(["GET", "sentinel-resolution"]) == .bulk(Array("on-master".utf8)))
             await client.shutdown()
+            try await sentinel.close()
+        }
+    }
+
+    @Test("credentials: AUTH with the sentinels' own password on the sentinels, the data password on the master")
+    func credentials() async throws {
+        let master = try await RedisServer.start(arguments: ["--requirepass", "data-pw"])
+        try await RedisClientTests.withGroup(threads: 1) { group in
+            let questions = NIOLockedValueBox(0)
+            let sentinel = try await ServerBootstrap(group: group)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            FakeSentinelHandler(answers: [master.port], password: "sentinel-pw", questions: questions)
+                        )
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            let sentinelPort = try #require(sentinel.localAddress?.port)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            func client(sentinelPassword: String) -> RedisClient {
+                RedisClient(
+                    configuration: .init(
+                        password: "data-pw", connectTimeout: .seconds(2),
+                        minReconnectDelay: .milliseconds(20), maxReconnectDelay: .milliseconds(100),
+                        sentinel: RedisSentinelConfiguration(
+                            masterName: "m", nodes: [RedisAddress(host: "127.0.0.1", port: sentinelPort)], password: sentinelPassword
+                        )
+                    ),
+                    eventLoopGroup: group,
+                    logger: logger
+                )
+            }
+            let good = client(sentinelPassword: "sentinel-pw")
+            good.start()
+            let connected = try await poll(.seconds(10)) { good.isConnected }
+            #expect(connected != nil, "not connected: \(good.lastConnectError ?? "")")
+            #expect(try await good.command(["PING"]) == .status("PONG"))
+            await good.shutdown()
+
+            let wrong = client(sentinelPassword: "not-it")
+            wrong.start()
+            let refused = try await poll(.seconds(10)) { wrong.lastConnectError?.contains("AUTH on the sentinel failed") == true }
+            #expect(refused != nil, "\(wrong.lastConnectError ?? "no error")")
+            #expect(!wrong.isConnected)
+            await wrong.shutdown()
             try await sentinel.close()
         }
     }
