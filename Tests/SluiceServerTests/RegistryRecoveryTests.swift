@@ -31,6 +31,15 @@ struct RegistryRecoveryTests {
         #expect(created.status == .created, "create \(key): \(created.status) \(created.text)")
     }
 
+    /// Creates `key` once Redis takes writes again after a restart (a connection still coming
+    /// back answers 503 at once rather than queueing).
+    static func createAfterRestart(_ h: ServerHarness, _ key: String) async throws {
+        let created = try await poll(.seconds(10)) {
+            try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"p","api_key":"\#(key)"}"#).status == .created
+        }
+        #expect(created != nil, "create \(key) after the restart")
+    }
+
     /// Waits up to 2 s until `key` is known (or unknown) on `h`.
     static func settles(_ h: ServerHarness, _ key: String, known: Bool) async throws -> Bool {
         try await poll(.seconds(2)) {
@@ -55,7 +64,7 @@ struct RegistryRecoveryTests {
                 #expect(try await Self.settles(h, key, known: true), "\(what): \(key) not honoured")
             }
         }
-        try await Self.create(a, "after-\(what)")
+        try await Self.createAfterRestart(a, "after-\(what)")
         for h in [a, b] {
             #expect(try await Self.settles(h, "after-\(what)", known: true), "\(what): a key created afterwards is not known everywhere")
             let warnings = try await Self.readyzWarnings(h)
@@ -89,6 +98,8 @@ struct RegistryRecoveryTests {
             #expect(try await Self.settles(b, "before-1", known: true))
             try await redis.restart()
             try await RegistrySyncTests.waitForSubscribers(redis, 2)
+            try await a.waitForRedis("up")
+            try await b.waitForRedis("up")
             try await Self.expectRecovered(a, b, gone: ["before-1"], kept: [], what: "restart")
         }
     }
@@ -105,7 +116,7 @@ struct RegistryRecoveryTests {
             // Back to the snapshot (version 1), then two new changes: version 3 again, the
             // version the instances mirror, with other keys.
             try await redis.restart()
-            try await Self.create(a, "new-1")
+            try await Self.createAfterRestart(a, "new-1")
             try await Self.create(a, "new-2")
             try await RegistrySyncTests.waitForSubscribers(redis, 2)
             try await Self.expectRecovered(a, b, gone: ["lost-1", "lost-2"], kept: ["kept", "new-1", "new-2"], what: "snapshot")
