@@ -126,6 +126,7 @@ let package = Package(
                 "SluiceServer", "SluiceCore", "SluiceRedis", "SluiceTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -11,7 +11,6 @@ import Testing
 @Suite("HTTP edge cases")
 struct HTTPEdgeTests {
     static let yaml = """
-        redis: { timeout_ms: 5000 }
         server: { body_timeout_ms: 1500 }
         admin: { port: 0, tokens_sha256: [\(KeyDigester.sha256Hex(of: "admin-secret"))] }
         plans: { p: { throttle: { rate: 0.01, burst: 3 } } }

@@ -8,6 +8,7 @@ import SluiceCore
 import SluiceServer
 import SluiceTestSupport
 import Testing
+import Yams
 
 /// Runs the real application (the same `buildApplication` as `sluice serve`) on a
 /// free port against a real redis-server, and talks to it over HTTP.
@@ -23,8 +24,8 @@ struct ServerHarness {
         )
         // Dozens of tests share two cores: a command deadline of 5 s, not the default 100 ms, so a
         // stall answers late instead of failing a decision. Tests about deadlines set their own.
-        // (A Redis deadline of its own is `timeout_ms` in the redis section; body_timeout_ms is not one.)
-        if !yaml.replacingOccurrences(of: "body_timeout_ms", with: "").contains("timeout_ms") {
+        let redisSection = (try? Yams.load(yaml: yaml) as? [String: Any])?["redis"] as? [String: Any]
+        if redisSection?["timeout_ms"] == nil {
             config.redis.timeoutMs = Self.commandDeadlineMs
         }
         return config

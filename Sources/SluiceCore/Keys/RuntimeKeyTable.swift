@@ -85,12 +85,14 @@ public final class RuntimeKeyTable: Sendable {
     }
 
     private let state = Mutex(State())
+    /// ``count``, kept apart so that a decision asks it without taking the lock.
+    private let storedCount = Atomic<Int>(0)
 
     /// Creates an empty table.
     public init() {}
 
     /// How many keys it holds.
-    public var count: Int { self.state.withLock { $0.entries.count + $0.odd.count } }
+    public var count: Int { self.storedCount.load(ordering: .relaxed) }
 
     /// Bytes the table's hash tables take: each bucket of their capacity holds a key and an
     /// entry (strings that do not fit in one, and the plan names, come on top).
@@ -106,12 +108,18 @@ public final class RuntimeKeyTable: Sendable {
         var fresh = State()
         fresh.entries.reserveCapacity(records.count)
         for (id, record) in records { fresh.put(id, record) }
-        self.state.withLock { $0 = fresh }
+        self.state.withLock {
+            $0 = fresh
+            self.storedCount.store(fresh.entries.count + fresh.odd.count, ordering: .relaxed)
+        }
     }
 
     /// Adds, replaces (a record) or removes (nil) one key.
     public func update(id: String, record: RuntimeKey?) {
-        self.state.withLock { $0.put(id, record) }
+        self.state.withLock {
+            $0.put(id, record)
+            self.storedCount.store($0.entries.count + $0.odd.count, ordering: .relaxed)
+        }
     }
 
     /// The plan name of key `id`, nil when it is not here.

@@ -89,20 +89,10 @@ public final class RedisSubscriber: Service, Sendable {
         let address: RedisAddress
         do {
             address = try await self.topology.resolve(on: self.eventLoopGroup.next()).get()
-            channel = try await ClientBootstrap(group: self.eventLoopGroup)
-                .connectTimeout(self.configuration.connectTimeout)
-                .channelOption(.socketOption(.so_keepalive), value: 1)
-                .channelInitializer { channel in
-                    do {
-                        try self.tls?.addHandlers(to: channel, host: address.host, port: address.port)
-                        try channel.pipeline.syncOperations.addHandler(try RedisPushHandler(continuation: continuation))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
-                    }
-                }
-                .connect(host: address.host, port: address.port)
-                .get()
+            channel = try await RedisPushHandler.connect(
+                host: address.host, port: address.port, group: self.eventLoopGroup,
+                connectTimeout: self.configuration.connectTimeout, tls: self.tls, continuation: continuation
+            ).get()
         } catch {
             self.logger.debug("pub/sub connect failed", metadata: ["error": "\(error)"])
             return false
@@ -176,6 +166,27 @@ final class RedisPushHandler: ChannelInboundHandler, Sendable {
     init(continuation: AsyncStream<RedisReply?>.Continuation) throws {
         self.reader = try RESPReader()
         self.continuation = continuation
+    }
+
+    /// A connection (TLS when `tls` is set) whose replies and pushes go to `continuation`:
+    /// the registry's subscription and the Sentinel switch watch.
+    static func connect(
+        host: String, port: Int, group: any EventLoopGroup, connectTimeout: TimeAmount, tls: RedisTLSContext?,
+        continuation: AsyncStream<RedisReply?>.Continuation
+    ) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                do {
+                    try tls?.addHandlers(to: channel, host: host, port: port)
+                    try channel.pipeline.syncOperations.addHandler(try RedisPushHandler(continuation: continuation))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .connect(host: host, port: port)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -200,20 +200,10 @@ public final class RedisTopology: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: RedisReply?.self)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(self.connectTimeout)
-                .channelOption(.socketOption(.so_keepalive), value: 1)
-                .channelInitializer { channel in
-                    do {
-                        try self.tls?.addHandlers(to: channel, host: node.host, port: node.port)
-                        try channel.pipeline.syncOperations.addHandler(try RedisPushHandler(continuation: continuation))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
-                    }
-                }
-                .connect(host: node.host, port: node.port)
-                .get()
+            channel = try await RedisPushHandler.connect(
+                host: node.host, port: node.port, group: group, connectTimeout: self.connectTimeout, tls: self.tls,
+                continuation: continuation
+            ).get()
         } catch {
             self.logger.debug("cannot reach sentinel to follow master switches", metadata: ["sentinel": "\(node)", "error": "\(error)"])
             return false
