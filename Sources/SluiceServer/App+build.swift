@@ -114,7 +114,7 @@ extension RedisClientConfiguration {
             port: redis.url.port,
             username: redis.username ?? redis.url.username,
             password: redis.password ?? redis.url.password,
-            database: redis.sentinel == nil ? redis.url.database : 0,
+            database: redis.sentinel == nil && redis.cluster == nil ? redis.url.database : 0,
             commandTimeout: .milliseconds(Int64(redis.timeoutMs)),
             connectTimeout: .milliseconds(Int64(redis.connectTimeoutMs)),
             connectionsPerEventLoop: redis.connectionsPerLoop,
@@ -129,6 +129,9 @@ extension RedisClientConfiguration {
                     username: $0.username,
                     password: $0.password
                 )
+            },
+            cluster: redis.cluster.map {
+                RedisClusterConfiguration(nodes: $0.nodes.map { RedisAddress(host: $0.host, port: $0.port) })
             }
         )
     }

@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
             "config": "\(config.source)",
             "plans": "\(config.rules.plans.count)",
             "api_keys": "\(config.rules.keyCount)",
-            "redis": "\(config.redis.sentinel.map { "sentinel \($0.masterName)" } ?? "\(config.redis.url)")",
+            "redis": "\(Self.topologyDescription(config.redis))",
         ])
         let source = ConfigSource(path: self.config, environment: ProcessInfo.processInfo.environment, overrides: overrides)
         let app = buildApplication(config: config, logger: logger, source: source) { channel in
@@ -57,5 +57,17 @@ struct Serve: AsyncParsableCommand {
         }
         try await app.runService()
         logger.info("stopped")
+    }
+
+    /// The Redis topology for the start-up log line: the URL (without its password), the
+    /// Sentinel master's name, or the cluster's seed nodes.
+    static func topologyDescription(_ redis: SluiceConfig.Redis) -> String {
+        if let cluster = redis.cluster {
+            return "cluster " + cluster.nodes.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }.joined(separator: ",")
+        }
+        if let sentinel = redis.sentinel {
+            return "sentinel \(sentinel.masterName)"
+        }
+        return "\(redis.url)"
     }
 }

@@ -89,11 +89,12 @@ struct ConfigFile: Decodable {
         var maxPending: Int?
         var tls: TLSSection?
         var sentinel: SentinelSection?
+        var cluster: ClusterSection?
         var username: String?
         var password: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, tls, sentinel, username, password
+            case url, tls, sentinel, cluster, username, password
             case timeoutMs = "timeout_ms"
             case connectTimeoutMs = "connect_timeout_ms"
             case connectionsPerLoop = "connections_per_loop"
@@ -110,6 +111,7 @@ struct ConfigFile: Decodable {
             self.maxPending = try c.decodeIfPresent(Int.self, forKey: .maxPending)
             self.tls = try c.decodeIfPresent(TLSSection.self, forKey: .tls)
             self.sentinel = try c.decodeIfPresent(SentinelSection.self, forKey: .sentinel)
+            self.cluster = try c.decodeIfPresent(ClusterSection.self, forKey: .cluster)
             self.username = try c.decodeIfPresent(String.self, forKey: .username)
             self.password = try c.decodeIfPresent(String.self, forKey: .password)
         }
@@ -133,6 +135,22 @@ struct ConfigFile: Decodable {
             self.nodes = try c.decodeIfPresent([String].self, forKey: .nodes)
             self.username = try c.decodeIfPresent(String.self, forKey: .username)
             self.password = try c.decodeIfPresent(String.self, forKey: .password)
+        }
+    }
+
+    /// `redis.cluster`: seed nodes of a Redis Cluster. The data nodes' credentials are
+    /// `redis.username` and `redis.password`, as for Sentinel.
+    struct ClusterSection: Decodable {
+        var nodes: [String]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case nodes
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.nodes = try c.decodeIfPresent([String].self, forKey: .nodes)
         }
     }
 

@@ -157,7 +157,14 @@ private struct Validator {
         let perLoop = self.bounded(redisSection?.connectionsPerLoop, "redis.connections_per_loop", default: 1, 1...64)
         let maxPending = self.bounded(redisSection?.maxPending, "redis.max_pending", default: 1024, 1...1_000_000)
         let redisTLS = self.redisTLS(redisSection?.tls, urlTLS: redisURL.tls)
-        let sentinel = self.redisSentinel(redisSection?.sentinel, urlSource: urlText == nil ? nil : urlSource ?? "redis.url")
+        let givenURLSource = urlText == nil ? nil : urlSource ?? "redis.url"
+        let sentinel = self.redisSentinel(redisSection?.sentinel, urlSource: givenURLSource)
+        let sentinelSource = redisSection?.sentinel != nil
+            ? "redis.sentinel"
+            : ["SLUICE_REDIS_SENTINEL_NODES", "SLUICE_REDIS_SENTINEL_MASTER"].first { self.environment[$0] != nil }
+        let cluster = self.redisCluster(
+            redisSection?.cluster, urlSource: givenURLSource, urlDatabase: redisURL.database, sentinelSource: sentinelSource
+        )
         let redisPassword = self.environment["SLUICE_REDIS_PASSWORD"] ?? redisSection?.password
 
         // server
@@ -367,6 +374,7 @@ private struct Validator {
                 maxPending: maxPending,
                 tls: redisTLS,
                 sentinel: sentinel,
+                cluster: cluster,
                 username: redisSection?.username,
                 password: redisPassword
             ),
@@ -427,19 +435,61 @@ private struct Validator {
                 source: masterEnv == nil ? nil : "SLUICE_REDIS_SENTINEL_MASTER"
             )
         }
+        let nodes = self.hostPorts(env: "SLUICE_REDIS_SENTINEL_NODES", file: section?.nodes, path: "redis.sentinel.nodes", what: "sentinel")
+        guard ok, let masterName, let nodes else { return nil }
+        return SluiceConfig.Sentinel(masterName: masterName, nodes: nodes, username: section?.username, password: section?.password)
+    }
+
+    /// `redis.cluster` and `SLUICE_REDIS_CLUSTER_NODES` (the variable wins over the key). A URL or
+    /// a Sentinel from any source as well is an error: a config names exactly one topology. A
+    /// cluster has database 0 only, and a database can only come with a URL, so that case is the same.
+    private mutating func redisCluster(
+        _ section: ConfigFile.ClusterSection?,
+        urlSource: String?,
+        urlDatabase: Int,
+        sentinelSource: String?
+    ) -> SluiceConfig.Cluster? {
+        let nodesEnv = "SLUICE_REDIS_CLUSTER_NODES"
+        let fromEnv = self.environment[nodesEnv] != nil
+        guard section != nil || fromEnv else { return nil }
+        // A topology problem names what asked for the cluster: the variable, else the section.
+        let (path, source) = fromEnv ? ("", nodesEnv) : ("redis.cluster", nil as String?)
+        if let urlSource {
+            var reason = "set exactly one topology: redis.url (standalone) or redis.cluster, not both (a URL comes from \(urlSource))"
+            if urlDatabase != 0 {
+                reason += "; a cluster has database 0 only, and that URL selects database \(urlDatabase)"
+            }
+            self.fail(path, reason, source: source)
+        }
+        if let sentinelSource {
+            self.fail(
+                path,
+                "set exactly one topology: redis.sentinel or redis.cluster, not both (a Sentinel comes from \(sentinelSource))",
+                source: source
+            )
+        }
+        let nodes = self.hostPorts(env: nodesEnv, file: section?.nodes, path: "redis.cluster.nodes", what: "seed node")
+        return nodes.map { SluiceConfig.Cluster(nodes: $0) }
+    }
+
+    /// A list of `host:port` nodes: the variable `env` (comma-separated) wins over the file's list
+    /// at `path`. Reports an empty list (`what` names a node) and every malformed node, then
+    /// returns nil.
+    private mutating func hostPorts(env: String, file: [String]?, path: String, what: String) -> [SluiceConfig.HostPort]? {
         let texts: [String]
         let nodesPath: String
         let nodesSource: String?
-        if let nodesEnv {
-            texts = nodesEnv.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            (nodesPath, nodesSource) = ("", "SLUICE_REDIS_SENTINEL_NODES")
+        if let raw = self.environment[env] {
+            texts = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            (nodesPath, nodesSource) = ("", env)
         } else {
-            texts = section?.nodes ?? []
-            (nodesPath, nodesSource) = ("redis.sentinel.nodes", nil)
+            texts = file ?? []
+            (nodesPath, nodesSource) = (path, nil)
         }
+        var ok = true
         if texts.isEmpty {
             ok = false
-            self.fail(nodesPath, "must list at least one sentinel as host:port", source: nodesSource)
+            self.fail(nodesPath, "must list at least one \(what) as host:port", source: nodesSource)
         }
         var nodes: [SluiceConfig.HostPort] = []
         for (index, text) in texts.enumerated() {
@@ -451,8 +501,7 @@ private struct Validator {
             }
             nodes.append(node)
         }
-        guard ok, let masterName else { return nil }
-        return SluiceConfig.Sentinel(masterName: masterName, nodes: nodes, username: section?.username, password: section?.password)
+        return ok ? nodes : nil
     }
 
     /// `redis.tls` and its `SLUICE_REDIS_TLS_*` variables: on with the section, any variable or a

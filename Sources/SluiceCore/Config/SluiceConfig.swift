@@ -16,6 +16,9 @@ public struct SluiceConfig: Sendable {
         public var tls: TLS? = nil
         /// The sentinels that name the master (`redis.sentinel`); nil: standalone at `url`.
         public var sentinel: Sentinel? = nil
+        /// The seed nodes of a Redis Cluster (`redis.cluster`); nil: not a cluster. When set,
+        /// `url` is unused and the database is 0 (a cluster has no other).
+        public var cluster: Cluster? = nil
         /// The data nodes' ACL user (`redis.username`); wins over the URL's.
         public var username: String? = nil
         /// The data nodes' password (`redis.password`, `SLUICE_REDIS_PASSWORD`); wins over the URL's.
@@ -32,6 +35,12 @@ public struct SluiceConfig: Sendable {
         public var username: String?
         /// The sentinels' own password, if any.
         public var password: String?
+    }
+
+    /// A Redis Cluster (section `redis.cluster`).
+    public struct Cluster: Sendable, Hashable {
+        /// The seed nodes as (host, port), asked in turn for the slot map.
+        public var nodes: [HostPort]
     }
 
     /// A `host:port` pair (`[v6]:port` in text).

@@ -36,20 +36,26 @@ final class ConnectionSlot: @unchecked Sendable {
     private var logger: Logger
     /// The node the current (or last) connection dialed.
     private var address: RedisAddress?
+    /// The node this slot always dials (a cluster master); nil: the topology says each time.
+    private let node: RedisAddress?
 
-    init(eventLoop: any EventLoop, shared: RedisClient.Shared, index: Int) {
+    init(eventLoop: any EventLoop, shared: RedisClient.Shared, index: Int, node: RedisAddress? = nil) {
         self.eventLoop = eventLoop
         self.shared = shared
+        self.node = node
         var logger = shared.logger
         logger[metadataKey: "redis.slot"] = "\(index)"
+        if let node { logger[metadataKey: "redis.node"] = "\(node)" }
         self.logger = logger
-        shared.addWaker { [weak self] in
+        shared.addWaker(for: self, node: node) { [weak self] in
             guard let self else { return }
             self.eventLoop.execute { self.wake() }
         }
-        shared.topology.addSwitchListener { [weak self] address in
-            guard let self else { return }
-            self.eventLoop.execute { self.masterMoved(to: address) }
+        if node == nil {
+            shared.topology.addSwitchListener { [weak self] address in
+                guard let self else { return }
+                self.eventLoop.execute { self.masterMoved(to: address) }
+            }
         }
     }
 
@@ -133,6 +139,7 @@ final class ConnectionSlot: @unchecked Sendable {
     /// Closes the connection and stops reconnecting. On the slot's event loop.
     func shutdown() -> EventLoopFuture<Void> {
         self.eventLoop.preconditionInEventLoop()
+        self.shared.removeWaker(for: self)
         let previous = self.state
         self.state = .shutdown
         switch previous {
@@ -153,7 +160,8 @@ final class ConnectionSlot: @unchecked Sendable {
     private func connect() {
         self.state = .connecting(waiters: [])
         let configuration = self.shared.configuration
-        self.shared.topology.resolve(on: self.eventLoop).flatMap { address in
+        let resolved = self.node.map { self.eventLoop.makeSucceededFuture($0) } ?? self.shared.topology.resolve(on: self.eventLoop)
+        resolved.flatMap { address in
             self.address = address
             let deadline = NIODeadline.now() + configuration.connectTimeout
             return RedisConnection.connect(
@@ -190,7 +198,7 @@ final class ConnectionSlot: @unchecked Sendable {
         if self.shared.topology.confirmsRole {
             commands.append(("ROLE", ["ROLE"]))
         }
-        if configuration.database != 0 {
+        if configuration.database != 0 && configuration.cluster == nil {
             commands.append(("SELECT", ["SELECT", RedisArgument(configuration.database)]))
         }
         for script in self.shared.scripts {
@@ -267,7 +275,7 @@ final class ConnectionSlot: @unchecked Sendable {
         }
         if self.failedAttempts > 0 {
             self.logger.info("reconnected to Redis", metadata: ["attempts": "\(self.failedAttempts)"])
-            self.shared.redisIsBack()
+            self.shared.redisIsBack(at: self.node)
         } else {
             self.logger.debug("connected to Redis")
         }

@@ -1,15 +1,16 @@
 import NIOCore
 
-/// The connection slots of one event loop, used only on that loop.
+/// The connection slots of one event loop to one node, used only on that loop.
 final class EventLoopConnections: @unchecked Sendable {
     // @unchecked: confined to `eventLoop`.
     let eventLoop: any EventLoop
     private let slots: [ConnectionSlot]
     private var next = 0
 
-    init(eventLoop: any EventLoop, shared: RedisClient.Shared, count: Int, firstIndex: Int) {
+    /// - Parameter node: the node every slot dials (a cluster master); nil: the topology says (standalone, Sentinel).
+    init(eventLoop: any EventLoop, shared: RedisClient.Shared, count: Int, firstIndex: Int, node: RedisAddress? = nil) {
         self.eventLoop = eventLoop
-        self.slots = (0..<count).map { ConnectionSlot(eventLoop: eventLoop, shared: shared, index: firstIndex + $0) }
+        self.slots = (0..<count).map { ConnectionSlot(eventLoop: eventLoop, shared: shared, index: firstIndex + $0, node: node) }
     }
 
     /// Commands in flight or waiting, on every slot.

@@ -50,19 +50,26 @@ public final class RedisClient: Service, Sendable {
         let tls: RedisTLSContext?
         /// Which node each connect dials (docs/ARCHITECTURE.md, "Layers").
         let topology: RedisTopology
-        /// Every slot's way to cut its backoff short, on its own loop.
-        private let wakers = NIOLockedValueBox<[@Sendable () -> Void]>([])
+        /// Every slot's way to cut its backoff short, on its own loop, with the node it always
+        /// dials (nil: the topology's node).
+        private let wakers = NIOLockedValueBox<[ObjectIdentifier: (node: RedisAddress?, wake: @Sendable () -> Void)]>([:])
 
         /// Registers a slot's waker (at creation).
-        func addWaker(_ waker: @escaping @Sendable () -> Void) {
-            self.wakers.withLockedValue { $0.append(waker) }
+        func addWaker(for slot: AnyObject, node: RedisAddress?, _ waker: @escaping @Sendable () -> Void) {
+            self.wakers.withLockedValue { $0[ObjectIdentifier(slot)] = (node, waker) }
         }
 
-        /// One slot got through to Redis again after failures: every slot backing off tries
-        /// now, so all event loops are back together instead of each waiting out its own
-        /// backoff (docs/ARCHITECTURE.md, "Failure policy").
-        func redisIsBack() {
-            for waker in self.wakers.withLockedValue({ $0 }) { waker() }
+        /// Forgets a slot's waker (at its shutdown).
+        func removeWaker(for slot: AnyObject) {
+            _ = self.wakers.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(slot)) }
+        }
+
+        /// A slot got through to Redis again after failures: every slot backing off that dials
+        /// the same node tries now, so all event loops are back together instead of each waiting
+        /// out its own backoff (docs/ARCHITECTURE.md, "Failure policy").
+        /// - Parameter node: the node reached; nil: the topology's (standalone, Sentinel).
+        func redisIsBack(at node: RedisAddress?) {
+            for waker in self.wakers.withLockedValue({ Array($0.values) }) where waker.node == node { waker.wake() }
         }
 
         init(configuration: RedisClientConfiguration, scripts: [RedisScript], logger: Logger, observer: (any RedisClientObserver)?) {
@@ -104,8 +111,10 @@ public final class RedisClient: Service, Sendable {
 
     private let shared: Shared
     private let group: any EventLoopGroup
-    private let pools: [EventLoopConnections]
-    private let poolByLoop: [ObjectIdentifier: EventLoopConnections]
+    private let routes: [LoopRoute]
+    private let routeByLoop: [ObjectIdentifier: LoopRoute]
+    /// Whether commands are routed by hash slot (a cluster).
+    private let isCluster: Bool
 
     /// Creates a client; nothing connects until ``start()`` or ``run()``.
     /// - Parameters:
@@ -124,20 +133,33 @@ public final class RedisClient: Service, Sendable {
         let shared = Shared(configuration: configuration, scripts: scripts, logger: logger, observer: observer)
         self.shared = shared
         self.group = eventLoopGroup
-        var pools: [EventLoopConnections] = []
-        var byLoop: [ObjectIdentifier: EventLoopConnections] = [:]
+        var routes: [LoopRoute] = []
+        var byLoop: [ObjectIdentifier: LoopRoute] = [:]
+        let perLoop = max(1, configuration.connectionsPerEventLoop)
+        let clusterMap = shared.topology.clusterMap
         for eventLoop in eventLoopGroup.makeIterator() {
-            let pool = EventLoopConnections(
-                eventLoop: eventLoop,
-                shared: shared,
-                count: max(1, configuration.connectionsPerEventLoop),
-                firstIndex: pools.count * max(1, configuration.connectionsPerEventLoop)
-            )
-            pools.append(pool)
-            byLoop[ObjectIdentifier(eventLoop)] = pool
+            let route: LoopRoute
+            let firstIndex = routes.count * perLoop
+            if let clusterMap {
+                let router = ClusterRouter(
+                    eventLoop: eventLoop,
+                    connectionsTo: { node in
+                        EventLoopConnections(eventLoop: eventLoop, shared: shared, count: perLoop, firstIndex: firstIndex, node: node)
+                    },
+                    requestRefresh: { clusterMap.requestRefresh(on: eventLoop) },
+                    retireAfter: configuration.commandTimeout * 2
+                )
+                clusterMap.addListener { map in eventLoop.execute { router.apply(map) } }
+                route = .cluster(router)
+            } else {
+                route = .node(EventLoopConnections(eventLoop: eventLoop, shared: shared, count: perLoop, firstIndex: firstIndex))
+            }
+            routes.append(route)
+            byLoop[ObjectIdentifier(eventLoop)] = route
         }
-        self.pools = pools
-        self.poolByLoop = byLoop
+        self.routes = routes
+        self.routeByLoop = byLoop
+        self.isCluster = clusterMap != nil
     }
 
     /// The client's configuration.
@@ -160,16 +182,19 @@ public final class RedisClient: Service, Sendable {
 
     /// Opens every connection (in the background; commands sent meanwhile wait up to their deadline).
     public func start() {
-        for pool in self.pools {
-            pool.eventLoop.execute { pool.start() }
+        for route in self.routes {
+            route.eventLoop.execute { route.start() }
+        }
+        if let clusterMap = self.shared.topology.clusterMap {
+            clusterMap.requestRefresh(on: self.group.next())
         }
     }
 
     /// Closes every connection; commands still waiting fail.
     public func shutdown() async {
         var futures: [EventLoopFuture<Void>] = []
-        for pool in self.pools {
-            futures.append(pool.eventLoop.flatSubmit { pool.shutdown() })
+        for route in self.routes {
+            futures.append(route.eventLoop.flatSubmit { route.shutdown() })
         }
         for future in futures {
             try? await future.get()
@@ -196,28 +221,52 @@ public final class RedisClient: Service, Sendable {
     /// - Returns: a future of the reply (error replies included), on that loop's connection's loop;
     ///   it fails with ``SluiceRedisError`` when no reply comes in time.
     public func send(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisReply> {
-        let pool = self.pool(for: eventLoop)
+        let route = self.route(for: eventLoop)
         do {
-            return self.send(encoded: try RESPEncoder.encode(arguments), pool: pool)
+            return self.send(encoded: try RESPEncoder.encode(arguments), slot: self.slot(ofKey: Self.key(of: arguments)), route: route)
         } catch {
-            return pool.eventLoop.makeFailedFuture(error)
+            return route.eventLoop.makeFailedFuture(error)
         }
     }
 
-    /// Sends one encoded command on `pool`'s loop, with the command deadline, observed.
-    private func send(encoded command: ByteBuffer, pool: EventLoopConnections) -> EventLoopFuture<RedisReply> {
-        let promise = pool.eventLoop.makePromise(of: RedisReply.self)
+    /// Sends one encoded command on `route`'s loop, with the command deadline, observed.
+    private func send(encoded command: ByteBuffer, slot: Int?, route: LoopRoute) -> EventLoopFuture<RedisReply> {
+        let promise = route.eventLoop.makePromise(of: RedisReply.self)
         let start = NIODeadline.now()
         let deadline = start + self.shared.configuration.commandTimeout
         self.observe(promise.futureResult, since: start)
-        if pool.eventLoop.inEventLoop {
-            pool.send([command], deadline: deadline, promises: [promise])
+        if route.eventLoop.inEventLoop {
+            route.send(command, slot: slot, deadline: deadline, promise: promise)
         } else {
-            pool.eventLoop.execute {
-                pool.send([command], deadline: deadline, promises: [promise])
+            route.eventLoop.execute {
+                route.send(command, slot: slot, deadline: deadline, promise: promise)
             }
         }
         return promise.futureResult
+    }
+
+    /// The hash slot of `key` in a cluster; nil elsewhere, or without a key.
+    private func slot(ofKey key: RedisArgument?) -> Int? {
+        guard self.isCluster, let key else { return nil }
+        return ClusterSlotMap.slot(of: key.bytes)
+    }
+
+    /// Commands whose second argument is not a key; they go to any cluster master.
+    private static let keylessCommands: Set<[UInt8]> = Set(
+        ["PING", "ECHO", "CONFIG", "PUBLISH", "INFO", "ROLE", "CLUSTER", "SCRIPT", "AUTH", "SELECT", "TIME", "CLIENT", "DBSIZE", "FLUSHALL", "FLUSHDB"]
+            .map { Array($0.utf8) }
+    )
+
+    /// The key a command is routed by in a cluster: its first argument, or for EVAL and
+    /// EVALSHA its first key; nil for commands without one.
+    static func key(of arguments: [RedisArgument]) -> RedisArgument? {
+        guard let name = arguments.first?.bytes, arguments.count > 1 else { return nil }
+        let upper = name.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }
+        if upper == Array("EVALSHA".utf8) || upper == Array("EVAL".utf8) {
+            guard arguments.count > 3, let count = Int(String(decoding: arguments[2].bytes, as: UTF8.self)), count > 0 else { return nil }
+            return arguments[3]
+        }
+        return Self.keylessCommands.contains(upper) ? nil : arguments[1]
     }
 
     /// Tells the observer, if any, how a command ended.
@@ -239,8 +288,8 @@ public final class RedisClient: Service, Sendable {
     /// Commands written to Redis and not yet answered, or waiting for a connection, on every loop.
     public func pendingCommands() async -> Int {
         var total = 0
-        for pool in self.pools {
-            total += (try? await pool.eventLoop.submit { pool.load }.get()) ?? 0
+        for route in self.routes {
+            total += (try? await route.eventLoop.submit { route.load }.get()) ?? 0
         }
         return total
     }
@@ -259,15 +308,16 @@ public final class RedisClient: Service, Sendable {
         arguments: [RedisArgument],
         on eventLoop: (any EventLoop)? = nil
     ) -> EventLoopFuture<RedisReply> {
-        let pool = self.pool(for: eventLoop)
+        let route = self.route(for: eventLoop)
         let command: ByteBuffer
         do {
             command = try RESPEncoder.encode(Self.evalsha(script, keys: keys, arguments: arguments))
         } catch {
-            return pool.eventLoop.makeFailedFuture(error)
+            return route.eventLoop.makeFailedFuture(error)
         }
-        return self.send(encoded: command, pool: pool).flatMap { reply in
-            self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
+        let slot = self.slot(ofKey: keys.first)
+        return self.send(encoded: command, slot: slot, route: route).flatMap { reply in
+            self.reloadingIfLost(reply, script: script, evalsha: command, slot: slot, route: route)
         }
     }
 
@@ -289,19 +339,18 @@ public final class RedisClient: Service, Sendable {
         _ reply: RedisReply,
         script: RedisScript,
         evalsha: ByteBuffer,
-        pool: EventLoopConnections
+        slot: Int?,
+        route: LoopRoute
     ) -> EventLoopFuture<RedisReply> {
         guard let message = reply.errorMessage, message.hasPrefix("NOSCRIPT") else {
-            return pool.eventLoop.makeSucceededFuture(reply)
+            return route.eventLoop.makeSucceededFuture(reply)
         }
         self.shared.logger.info("Redis lost the script; loading it again", metadata: ["script": "\(script.name)"])
-        let load = pool.eventLoop.makePromise(of: RedisReply.self)
-        let retry = pool.eventLoop.makePromise(of: RedisReply.self)
+        let retry = route.eventLoop.makePromise(of: RedisReply.self)
         do {
-            let commands = [try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)]), evalsha]
-            pool.send(commands, deadline: pool.eventLoop.now + self.shared.configuration.commandTimeout, promises: [load, retry])
+            let load = try RESPEncoder.encode(["SCRIPT", "LOAD", RedisArgument(script.source)])
+            route.send(evalsha, slot: slot, prelude: [load], deadline: route.eventLoop.now + self.shared.configuration.commandTimeout, promise: retry)
         } catch {
-            load.fail(error)
             retry.fail(error)
         }
         return retry.futureResult
@@ -316,27 +365,30 @@ public final class RedisClient: Service, Sendable {
         calls: [(keys: [RedisArgument], arguments: [RedisArgument])],
         on eventLoop: (any EventLoop)? = nil
     ) -> [EventLoopFuture<RedisReply>] {
-        let pool = self.pool(for: eventLoop)
+        let route = self.route(for: eventLoop)
         let start = NIODeadline.now()
         let deadline = start + self.shared.configuration.commandTimeout
         var commands: [ByteBuffer] = []
         var sent: [EventLoopPromise<RedisReply>] = []
+        var slots: [Int?] = []
         // Per call: its promise and its encoded EVALSHA (kept for a NOSCRIPT retry), or the
         // encoding failure.
         var futures: [EventLoopFuture<RedisReply>] = []
         commands.reserveCapacity(calls.count)
         futures.reserveCapacity(calls.count)
         for call in calls {
-            let promise = pool.eventLoop.makePromise(of: RedisReply.self)
+            let promise = route.eventLoop.makePromise(of: RedisReply.self)
             self.observe(promise.futureResult, since: start)
             do {
                 // One buffer per command, sized for it.
                 let command = try RESPEncoder.encode(Self.evalsha(script, keys: call.keys, arguments: call.arguments))
+                let slot = self.slot(ofKey: call.keys.first)
                 commands.append(command)
                 sent.append(promise)
+                slots.append(slot)
                 futures.append(
                     promise.futureResult.flatMap { reply in
-                        self.reloadingIfLost(reply, script: script, evalsha: command, pool: pool)
+                        self.reloadingIfLost(reply, script: script, evalsha: command, slot: slot, route: route)
                     }
                 )
             } catch {
@@ -346,10 +398,11 @@ public final class RedisClient: Service, Sendable {
         }
         let batch = commands
         let batchPromises = sent
-        if pool.eventLoop.inEventLoop {
-            pool.send(batch, deadline: deadline, promises: batchPromises)
+        let batchSlots = slots
+        if route.eventLoop.inEventLoop {
+            route.sendBatch(batch, slots: batchSlots, deadline: deadline, promises: batchPromises)
         } else {
-            pool.eventLoop.execute { pool.send(batch, deadline: deadline, promises: batchPromises) }
+            route.eventLoop.execute { route.sendBatch(batch, slots: batchSlots, deadline: deadline, promises: batchPromises) }
         }
 
         return futures
@@ -375,12 +428,12 @@ public final class RedisClient: Service, Sendable {
         return reply
     }
 
-    private func pool(for eventLoop: (any EventLoop)?) -> EventLoopConnections {
-        if let eventLoop, let pool = self.poolByLoop[ObjectIdentifier(eventLoop)] {
-            return pool
+    private func route(for eventLoop: (any EventLoop)?) -> LoopRoute {
+        if let eventLoop, let route = self.routeByLoop[ObjectIdentifier(eventLoop)] {
+            return route
         }
         let any = self.group.any()
-        return self.poolByLoop[ObjectIdentifier(any)] ?? self.pools[0]
+        return self.routeByLoop[ObjectIdentifier(any)] ?? self.routes[0]
     }
 }
 

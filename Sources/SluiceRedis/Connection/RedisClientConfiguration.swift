@@ -31,6 +31,9 @@ public struct RedisClientConfiguration: Sendable {
     /// The sentinels that name the master; nil: `host` and `port` are the node (standalone).
     /// TLS, when set, applies to the sentinels too.
     public var sentinel: RedisSentinelConfiguration?
+    /// The seed nodes of a Redis Cluster; nil: not a cluster. `host`, `port` and `database`
+    /// are then unused (a cluster has database 0 only). TLS, when set, applies to every node.
+    public var cluster: RedisClusterConfiguration?
 
     /// Creates a configuration with Sluice's defaults.
     public init(
@@ -47,7 +50,8 @@ public struct RedisClientConfiguration: Sendable {
         minReconnectDelay: TimeAmount = .milliseconds(50),
         maxReconnectDelay: TimeAmount = .milliseconds(200),
         tls: RedisTLSConfiguration? = nil,
-        sentinel: RedisSentinelConfiguration? = nil
+        sentinel: RedisSentinelConfiguration? = nil,
+        cluster: RedisClusterConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -63,6 +67,7 @@ public struct RedisClientConfiguration: Sendable {
         self.maxReconnectDelay = maxReconnectDelay
         self.tls = tls
         self.sentinel = sentinel
+        self.cluster = cluster
     }
 
     /// `AUTH [username] password`, or nil without a password.
@@ -79,5 +84,16 @@ public struct RedisClientConfiguration: Sendable {
     func reconnectDelay(afterFailures failures: Int) -> TimeAmount {
         let base = min(self.maxReconnectDelay.nanoseconds, self.minReconnectDelay.nanoseconds << Int64(min(failures, 20)))
         return .nanoseconds(base - Int64.random(in: 0...max(1, base / 5)))
+    }
+}
+
+/// Where a Redis Cluster is first found.
+public struct RedisClusterConfiguration: Sendable, Hashable {
+    /// Seed nodes, asked in turn for the slot map; the map then names every master.
+    public var nodes: [RedisAddress]
+
+    /// Creates a Cluster configuration.
+    public init(nodes: [RedisAddress]) {
+        self.nodes = nodes
     }
 }

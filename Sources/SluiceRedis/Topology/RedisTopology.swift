@@ -62,10 +62,14 @@ public final class RedisTopology: Sendable {
         case standalone(RedisAddress)
         /// A master found through sentinels.
         case sentinel(RedisSentinelConfiguration)
+        /// A Redis Cluster: a master per slot range, found from seed nodes.
+        case cluster(RedisClusterConfiguration)
     }
 
     /// The deployment's shape.
     public let kind: Kind
+    /// The slot map, for a cluster; nil otherwise.
+    let clusterMap: ClusterMapSource?
     private let tls: RedisTLSContext?
     private let connectTimeout: TimeAmount
     private let reconnect: RedisClientConfiguration
@@ -75,7 +79,12 @@ public final class RedisTopology: Sendable {
     private let switchListeners = NIOLockedValueBox<[@Sendable (RedisAddress) -> Void]>([])
 
     init(configuration: RedisClientConfiguration, tls: RedisTLSContext?, logger: Logger) {
-        if let sentinel = configuration.sentinel {
+        self.clusterMap = configuration.cluster.flatMap { cluster in
+            cluster.nodes.isEmpty ? nil : ClusterMapSource(seeds: cluster.nodes, configuration: configuration, tls: tls, logger: logger)
+        }
+        if let cluster = configuration.cluster {
+            self.kind = .cluster(cluster)
+        } else if let sentinel = configuration.sentinel {
             self.kind = .sentinel(sentinel)
         } else {
             self.kind = .standalone(RedisAddress(host: configuration.host, port: configuration.port))
@@ -104,11 +113,17 @@ public final class RedisTopology: Sendable {
     }
 
     /// The address to dial now, without blocking `eventLoop` (docs/ARCHITECTURE.md, invariant 7).
+    /// A cluster answers one of its masters (or seeds), in turn: for work without a key.
     /// - Returns: a future on `eventLoop`; it fails when no sentinel names the master.
     public func resolve(on eventLoop: any EventLoop) -> EventLoopFuture<RedisAddress> {
         switch self.kind {
         case .standalone(let address):
             return eventLoop.makeSucceededFuture(address)
+        case .cluster:
+            guard let map = self.clusterMap else {
+                return eventLoop.makeFailedFuture(SluiceRedisError.unavailable("the cluster configuration names no node"))
+            }
+            return eventLoop.makeSucceededFuture(map.anyNode())
         case .sentinel(let sentinel):
             let first = self.preferred.withLockedValue { $0 }
             return self.ask(sentinel, first: first, tried: 0, errors: [], on: eventLoop)
@@ -176,10 +191,15 @@ public final class RedisTopology: Sendable {
     }
 
     /// Follows `+switch-master` on one sentinel at a time (the next when it goes away) until
-    /// cancelled; returns at once for a standalone node. The client runs it as part of its
+    /// cancelled; for a cluster, reads the slot map periodically instead; returns at once for a
+    /// standalone node. The client runs it as part of its
     /// service (docs/ARCHITECTURE.md, "Failure policy"). After every (re)subscription the master
     /// is asked for again, since a switch may have gone unheard meanwhile.
     func watch(on group: any EventLoopGroup) async {
+        if let clusterMap = self.clusterMap {
+            await clusterMap.watch(on: group)
+            return
+        }
         guard case .sentinel(let sentinel) = self.kind, !sentinel.nodes.isEmpty else { return }
         var index = self.preferred.withLockedValue { $0 }
         var failures = 0
