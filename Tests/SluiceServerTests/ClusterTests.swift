@@ -257,4 +257,98 @@ struct ClusterTests {
         try await group.restart(masters[0])
         _ = try await group.waitUntilHealthy()
     }
+
+    // MARK: The runtime key registry when the cluster forgets
+
+    /// Two instances on the cluster, both subscribed to registry notices.
+    static func twoInstances(_ group: RedisClusterGroup, _ body: @Sendable (ServerHarness, ServerHarness) async throws -> Void) async throws {
+        let config = try Self.config(group, """
+            plans:
+              p: { throttle: { rate: 0.01, burst: 50 } }
+            """)
+        try await ServerHarness.run(config) { a in
+            try await ServerHarness.run(config) { b in
+                try await Self.waitForSubscribers(group, 2)
+                try await body(a, b)
+            }
+        }
+    }
+
+    /// Waits until `count` subscriptions to registry notices exist over the live nodes (each
+    /// node counts its own subscribers; a PUBLISH on any node reaches all of them).
+    static func waitForSubscribers(_ group: RedisClusterGroup, _ count: Int) async throws {
+        let subscribed = try await poll(.seconds(10)) {
+            var total = 0
+            for node in group.nodes where node.isLive {
+                let reply = (try? await node.cliAsync("PUBSUB", "NUMSUB", "sluice:registry:events:0")) ?? ""
+                total += reply.split(separator: "\n").last.flatMap { Int($0) } ?? 0
+            }
+            return total == count
+        }
+        if subscribed == nil { throw TestSupportError("\(count) instances did not subscribe to registry notices within 10 s") }
+    }
+
+    /// The master holding the registry (hash tag `{keys}`) and its replica.
+    static func registryShard(_ group: RedisClusterGroup) async throws -> (master: RedisClusterNode, replica: RedisClusterNode) {
+        let master = try await group.node(owningSlot: try await group.keySlot("sluice:registry:{keys}"))
+        let replica = try #require(try await group.replica(of: master), "the registry's master has no replica")
+        return (master, replica)
+    }
+
+    /// Restarts the registry's shard from what its master's dir holds (nothing, or a snapshot):
+    /// master and replica are both killed, so nothing newer survives, then started again.
+    static func restartRegistryShard(_ group: RedisClusterGroup) async throws {
+        let shard = try await Self.registryShard(group)
+        try await group.kill(shard.replica)
+        try await group.kill(shard.master)
+        try await group.restart(shard.master)
+        try await group.restart(shard.replica)
+        _ = try await group.waitUntilHealthy()
+    }
+
+    @Test("registry: FLUSHALL on every master, keys that are gone stop working, keys created afterwards are known everywhere")
+    func registryFlushed() async throws {
+        let group = try Self.group()
+        try await Self.twoInstances(group) { a, b in
+            try await RegistryRecoveryTests.create(a, "cluster-before-1")
+            try await RegistryRecoveryTests.create(a, "cluster-before-2")
+            #expect(try await RegistryRecoveryTests.settles(b, "cluster-before-2", known: true))
+            for master in try await group.masters() {
+                try await master.node.cliAsync("FLUSHALL")
+            }
+            try await RegistryRecoveryTests.expectRecovered(a, b, gone: ["cluster-before-1", "cluster-before-2"], kept: [], what: "cluster-flush")
+        }
+    }
+
+    @Test("registry: its shard restarted empty (master and replica), the same")
+    func registryRestartedEmpty() async throws {
+        let group = try Self.group()
+        try await Self.twoInstances(group) { a, b in
+            try await RegistryRecoveryTests.create(a, "cluster-empty-1")
+            #expect(try await RegistryRecoveryTests.settles(b, "cluster-empty-1", known: true))
+            try await Self.restartRegistryShard(group)
+            try await Self.waitForSubscribers(group, 2)
+            try await RegistryRecoveryTests.expectRecovered(a, b, gone: ["cluster-empty-1"], kept: [], what: "cluster-restart")
+        }
+    }
+
+    @Test("registry: its shard back from an older snapshot and changed again to the same version: noticed, read again")
+    func registryOlderSnapshot() async throws {
+        let group = try Self.group()
+        try await Self.twoInstances(group) { a, b in
+            try await RegistryRecoveryTests.create(a, "cluster-kept")
+            try await Self.registryShard(group).master.cliAsync("SAVE")
+            try await RegistryRecoveryTests.create(a, "cluster-lost-1")
+            try await RegistryRecoveryTests.create(a, "cluster-lost-2")
+            #expect(try await RegistryRecoveryTests.settles(b, "cluster-lost-2", known: true))
+            try await Self.restartRegistryShard(group)
+            try await RegistryRecoveryTests.createAfterRestart(a, "cluster-new-1")
+            try await RegistryRecoveryTests.create(a, "cluster-new-2")
+            try await Self.waitForSubscribers(group, 2)
+            try await RegistryRecoveryTests.expectRecovered(
+                a, b, gone: ["cluster-lost-1", "cluster-lost-2"], kept: ["cluster-kept", "cluster-new-1", "cluster-new-2"], what: "cluster-snapshot"
+            )
+        }
+    }
 }
+
