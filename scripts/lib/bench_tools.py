@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Helpers for scripts/bench-cluster and scripts/bench-registry (stdlib only).
+
+    bench_tools.py config PATH --redis FLOW [--keys N] [--admin FLOW] [--plan 'NAME: FLOW']... [--key 'KEY PLAN']...
+    bench_tools.py redis-stats PORT...          INFO commandstats/errorstats/cpu of each node, as JSON
+    bench_tools.py decisions URL                 sum of sluice_decisions_total on a /metrics URL
+    bench_tools.py metric URL NAME               one unlabelled metric's value
+    bench_tools.py failover-load ...             paced checks on a few keys, SIGKILLs a node mid-run
+    bench_tools.py failover-report ...           reads failover-load's records, prints the figures
+    bench_tools.py preload ...                   creates runtime keys through the admin API, concurrently
+    bench_tools.py churn ...                     creates, moves and revokes runtime keys at a fixed rate
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+# ---- config -------------------------------------------------------------------------------------
+
+def cmd_config(args):
+    """The config scripts/bench writes (10,000 keys, every 10th on a tight plan), with another
+    redis section and optional admin listener, plans and keys."""
+    with open(args.path, "w") as f:
+        f.write(f"redis: {args.redis}\n")
+        f.write("logging: { level: warning }\n")
+        if args.admin:
+            f.write(f"admin: {args.admin}\n")
+        f.write("plans:\n")
+        f.write("  roomy:\n    throttle: { rate: 1000, burst: 1000 }\n    quota: { limit: 100000000, period: month }\n")
+        f.write("    routes:\n      \"POST /v1/predict\": { rate: 1000, burst: 1000, additional: true }\n")
+        f.write("  tight:\n    throttle: { rate: 1, burst: 2 }\n    quota: { limit: 100000000, period: month }\n")
+        f.write("    routes:\n      \"POST /v1/predict\": { rate: 1, burst: 2, additional: true }\n")
+        f.write("  unbounded:\n    throttle: { rate: 1000000, burst: 1000000 }\n    quota: { limit: 1000000000000, period: month }\n")
+        f.write("    routes:\n      \"POST /v1/predict\": { rate: 1000000, burst: 1000000, additional: true }\n")
+        for plan in args.plan:
+            name, flow = plan.split(":", 1)
+            f.write(f"  {name.strip()}: {flow.strip()}\n")
+        f.write("api_keys:\n  - { key: latency-key, plan: unbounded }\n")
+        for i in range(args.keys):
+            f.write(f"  - {{ key: bench-key-{i:05d}, plan: {'tight' if i % 10 == 0 else 'roomy'} }}\n")
+        for key in args.key:
+            k, p = key.split()
+            f.write(f"  - {{ key: {k}, plan: {p} }}\n")
+
+
+# ---- Redis and metrics ----------------------------------------------------------------------------
+
+def redis_info(port, section):
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", section], capture_output=True, text=True, timeout=10).stdout
+    return dict(line.split(":", 1) for line in out.replace("\r", "").splitlines() if ":" in line and not line.startswith("#"))
+
+
+def node_stats(port):
+    """Calls (and rejected calls) per command, errors per kind, CPU seconds, role."""
+    stats = {"commands": {}, "rejected": {}, "errors": {}}
+    for name, value in redis_info(port, "commandstats").items():
+        fields = dict(kv.split("=", 1) for kv in value.split(","))
+        command = name.removeprefix("cmdstat_")
+        stats["commands"][command] = int(fields.get("calls", 0))
+        stats["rejected"][command] = int(fields.get("rejected_calls", 0))
+    for name, value in redis_info(port, "errorstats").items():
+        stats["errors"][name.removeprefix("errorstat_")] = int(value.split("=", 1)[1])
+    cpu = redis_info(port, "cpu")
+    stats["cpu"] = float(cpu.get("used_cpu_sys", 0)) + float(cpu.get("used_cpu_user", 0))
+    stats["role"] = redis_info(port, "replication").get("role", "?")
+    return stats
+
+
+def cmd_redis_stats(args):
+    json.dump({str(p): node_stats(p) for p in args.ports}, sys.stdout)
+
+
+def http_get(url, timeout=5):
+    host, port, path = split_url(url)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def split_url(url):
+    m = re.match(r"http://([^:/]+):(\d+)(/.*)?$", url)
+    return m.group(1), int(m.group(2)), m.group(3) or "/"
+
+
+def metric_samples(url):
+    _, text = http_get(url)
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            yield name_labels, float(value)
+
+
+def cmd_decisions(args):
+    print(int(sum(v for n, v in metric_samples(args.url) if n.startswith("sluice_decisions_total{") or n == "sluice_decisions_total")))
+
+
+def cmd_metric(args):
+    print(int(sum(v for n, v in metric_samples(args.url) if n == args.name or n.startswith(args.name + "{"))))
+
+
+def cluster_masters(port):
+    """{slot range start: master port} over CLUSTER NODES, as [(first, last, port)]."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "CLUSTER", "NODES"], capture_output=True, text=True, timeout=10).stdout
+    ranges = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) < 8 or "master" not in parts[2].split(","):
+            continue
+        node_port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
+        for r in parts[8:]:
+            if r.startswith("["):
+                continue  # a slot being migrated
+            first, _, last = r.partition("-")
+            ranges.append((int(first), int(last or first), node_port))
+    return ranges
+
+
+def cmd_key_owners(args):
+    """Each API key's id (POST /admin/v1/keys/lookup), the hash slot of its state and the master
+    that owns that slot now."""
+    host, port, _ = split_url(args.admin)
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    ranges = cluster_masters(args.seed)
+    owners = {}
+    for key in args.keys:
+        status, body = admin_request(conn, "POST", "/admin/v1/keys/lookup", args.token, {"api_key": key})
+        kid = json.loads(body)["id"]
+        slot = int(subprocess.run(["redis-cli", "-p", str(args.seed), "CLUSTER", "KEYSLOT", f"sl:{{{kid}}}:q"],
+                                  capture_output=True, text=True, timeout=10).stdout.strip())
+        master = next((p for a, b, p in ranges if a <= slot <= b), None)
+        owners[key] = {"id": kid, "slot": slot, "master": master}
+    json.dump(owners, sys.stdout)
+
+
+# ---- failover load --------------------------------------------------------------------------------
+
+def classify(status, body):
+    """What a /v1/check answer was: normal (a decision from Redis), degraded, unavailable, other."""
+    if status == 200:
+        try:
+            j = json.loads(body)
+        except ValueError:
+            return "other"
+        if j.get("degraded"):
+            return "degraded"
+        return "allowed" if j.get("allowed") else "denied"
+    if status == 503 and "backend_unavailable" in body:
+        return "unavailable"
+    return f"status_{status}"
+
+
+def check_loop(host, port, key, rate, start, stop_at, records):
+    """Paced POST /v1/check for one key over one keep-alive connection; one record per request:
+    (sent, answered, outcome), seconds since start."""
+    body = json.dumps({"api_key": key, "route": "POST /v1/predict", "cost": 1})
+    interval = 1.0 / rate
+    conn = None
+    n = 0
+    while True:
+        due = start + n * interval
+        now = time.monotonic()
+        if due >= stop_at:
+            break
+        if due > now:
+            time.sleep(due - now)
+        n += 1
+        sent = time.monotonic()
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn.request("POST", "/v1/check", body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            outcome = classify(r.status, r.read().decode())
+        except Exception as e:  # connection refused, reset, timeout: counted, then a new connection
+            outcome = "client_error:" + type(e).__name__
+            try:
+                conn.close()
+            except Exception:
+                pass
+            conn = None
+        records.append((sent - start, time.monotonic() - start, outcome))
+
+
+def cmd_failover_load(args):
+    """Checks on every key at a fixed rate each (one thread a key); SIGKILLs --kill-pid at
+    --kill-at seconds. Writes {"kill_at", "keys": {key: [(sent, answered, outcome)...]}}."""
+    host, port, _ = split_url(args.url)
+    start = time.monotonic() + 0.2
+    stop_at = start + args.duration
+    records = {}
+    threads = []
+    for spec in args.keys:
+        key, rate = spec.rsplit(":", 1)
+        records[key] = []
+        t = threading.Thread(target=check_loop, args=(host, port, key, float(rate), start, stop_at, records[key]), daemon=True)
+        t.start()
+        threads.append(t)
+    time.sleep(max(0.0, start + args.kill_at - time.monotonic()))
+    killed = time.monotonic() - start
+    os.kill(args.kill_pid, signal.SIGKILL)
+    for t in threads:
+        t.join()
+    with open(args.out, "w") as f:
+        json.dump({"kill_at": killed, "keys": records}, f)
+
+
+def cmd_failover_report(args):
+    """Per key: outcome counts; for keys on the killed master, the time without a normal answer
+    around the kill; for the others, their longest gap between normal answers."""
+    data = json.load(open(args.records))
+    kill = data["kill_at"]
+    roles = dict(spec.split("=", 1) for spec in args.role)
+    result = {"kill_at": kill, "keys": {}}
+    for key, recs in data["keys"].items():
+        normal = [a for s, a, o in recs if o in ("allowed", "denied")]
+        counts = {}
+        for _, _, o in recs:
+            counts[o] = counts.get(o, 0) + 1
+        gaps = [b - a for a, b in zip(normal, normal[1:])]
+        after_kill = [a for a in normal if a > kill]
+        last_before = max([a for a in normal if a <= kill], default=None)
+        first_bad = min([a for s, a, o in recs if o not in ("allowed", "denied") and a > kill], default=None)
+        bad_after = [a for s, a, o in recs if o not in ("allowed", "denied") and a > kill]
+        # Normal again: the first normal answer after the last abnormal one.
+        recovered = min([a for a in after_kill if not bad_after or a > max(bad_after)], default=None)
+        result["keys"][key] = {
+            "role": roles.get(key, "other"),
+            "requests": len(recs),
+            "outcomes": counts,
+            "longest_gap_s": max(gaps, default=None),
+            "last_normal_before_kill_s": last_before,
+            "first_abnormal_after_kill_s": first_bad,
+            "normal_again_s": recovered,
+            "outage_s": (recovered - kill) if (recovered is not None and bad_after) else 0.0,
+            "rate": len(recs) / max(1e-9, (recs[-1][0] - recs[0][0])) if len(recs) > 1 else 0,
+            "latency_p99_ms": percentile([(a - s) * 1000 for s, a, o in recs], 99),
+        }
+    json.dump(result, sys.stdout)
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+# ---- runtime keys -----------------------------------------------------------------------------------
+
+def admin_request(conn, method, path, token, body=None):
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def preload_worker(job):
+    url, token, plan, prefix, first, last = job
+    host, port, _ = split_url(url)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    statuses = {}
+    for i in range(first, last):
+        for attempt in range(3):
+            try:
+                status, _ = admin_request(conn, "POST", "/admin/v1/keys", token, {"plan": plan, "api_key": f"{prefix}{i:06d}"})
+                break
+            except Exception:
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+                status = -1
+        statuses[status] = statuses.get(status, 0) + 1
+    conn.close()
+    return statuses
+
+
+def cmd_preload(args):
+    """Creates --count runtime keys PREFIX000000... on --plan through POST /admin/v1/keys, with
+    --workers processes (one keep-alive connection each). Prints {"seconds", "statuses"}."""
+    per = (args.count + args.workers - 1) // args.workers
+    jobs = [(args.url, args.token, args.plan, args.prefix, w * per, min(args.count, (w + 1) * per)) for w in range(args.workers)]
+    started = time.monotonic()
+    statuses = {}
+    with ProcessPoolExecutor(args.workers) as pool:
+        for result in pool.map(preload_worker, jobs):
+            for k, v in result.items():
+                statuses[k] = statuses.get(k, 0) + v
+    json.dump({"seconds": time.monotonic() - started, "statuses": {str(k): v for k, v in statuses.items()}}, sys.stdout)
+
+
+def cmd_churn(args):
+    """Runtime key changes on one instance at --rate a second for --duration seconds: create
+    churn key i, move it to --move-plan, revoke it, in turn (each op one request, paced).
+    Prints counts per op and status, and the ops' p50/p99 latency."""
+    host, port, _ = split_url(args.url)
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    interval = 1.0 / args.rate
+    start = time.monotonic()
+    n = 0
+    ids = {}
+    counts, latencies = {}, []
+    while True:
+        due = start + n * interval
+        if due >= start + args.duration:
+            break
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        key_index, step = divmod(n, 3)
+        key = f"{args.prefix}{args.round}-{key_index:06d}"
+        n += 1
+        t0 = time.monotonic()
+        try:
+            if step == 0:
+                op = "create"
+                status, body = admin_request(conn, "POST", "/admin/v1/keys", args.token, {"plan": args.plan, "api_key": key})
+                if status == 201:
+                    ids[key] = json.loads(body)["id"]
+            elif key in ids:
+                if step == 1:
+                    op = "move"
+                    status, _ = admin_request(conn, "PUT", f"/admin/v1/keys/{ids[key]}", args.token, {"plan": args.move_plan})
+                else:
+                    op = "revoke"
+                    status, _ = admin_request(conn, "DELETE", f"/admin/v1/keys/{ids[key]}", args.token)
+            else:
+                op, status = "skipped", 0
+        except Exception as e:
+            op, status = "error", type(e).__name__
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+        latencies.append((time.monotonic() - t0) * 1000)
+        counts[f"{op} {status}"] = counts.get(f"{op} {status}", 0) + 1
+    elapsed = time.monotonic() - start
+    json.dump({"ops": n, "seconds": elapsed, "rate": n / elapsed, "counts": counts,
+               "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}, sys.stdout)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("config")
+    c.add_argument("path")
+    c.add_argument("--redis", required=True)
+    c.add_argument("--keys", type=int, default=10000)
+    c.add_argument("--admin")
+    c.add_argument("--plan", action="append", default=[])
+    c.add_argument("--key", action="append", default=[])
+    c.set_defaults(func=cmd_config)
+    c = sub.add_parser("redis-stats")
+    c.add_argument("ports", nargs="+", type=int)
+    c.set_defaults(func=cmd_redis_stats)
+    c = sub.add_parser("decisions")
+    c.add_argument("url")
+    c.set_defaults(func=cmd_decisions)
+    c = sub.add_parser("metric")
+    c.add_argument("url")
+    c.add_argument("name")
+    c.set_defaults(func=cmd_metric)
+    c = sub.add_parser("key-owners")
+    c.add_argument("--admin", required=True)
+    c.add_argument("--token", required=True)
+    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("keys", nargs="+")
+    c.set_defaults(func=cmd_key_owners)
+    c = sub.add_parser("failover-load")
+    c.add_argument("--url", required=True)
+    c.add_argument("--duration", type=float, required=True)
+    c.add_argument("--kill-at", type=float, required=True)
+    c.add_argument("--kill-pid", type=int, required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("keys", nargs="+", help="KEY:RATE")
+    c.set_defaults(func=cmd_failover_load)
+    c = sub.add_parser("failover-report")
+    c.add_argument("records")
+    c.add_argument("--role", action="append", default=[], help="KEY=ROLE")
+    c.set_defaults(func=cmd_failover_report)
+    c = sub.add_parser("preload")
+    c.add_argument("--url", required=True)
+    c.add_argument("--token", required=True)
+    c.add_argument("--plan", required=True)
+    c.add_argument("--prefix", required=True)
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--workers", type=int, default=8)
+    c.set_defaults(func=cmd_preload)
+    c = sub.add_parser("churn")
+    c.add_argument("--url", required=True)
+    c.add_argument("--token", required=True)
+    c.add_argument("--plan", required=True)
+    c.add_argument("--move-plan", required=True)
+    c.add_argument("--prefix", required=True)
+    c.add_argument("--round", default="0")
+    c.add_argument("--rate", type=float, default=50)
+    c.add_argument("--duration", type=float, required=True)
+    c.set_defaults(func=cmd_churn)
+    args = p.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
