@@ -231,6 +231,12 @@ struct ClusterTests {
             try await Task.sleep(for: .milliseconds(500))
             let killedAt = Date()
             try await group.kill(masters[0])
+            let lostWarning = "no connection to Redis Cluster master(s) 127.0.0.1:\(masters[0].port)"
+            let warned = try await poll(.seconds(2), every: .milliseconds(20)) {
+                try await RegistryRecoveryTests.readyzWarnings(h).contains { $0.hasPrefix(lostWarning) }
+            }
+            let warnedNow = try await RegistryRecoveryTests.readyzWarnings(h)
+            #expect(warned != nil, "/readyz does not name the lost master: \(warnedNow)")
             let promoted = try await group.waitForFailover(of: masters[0], timeout: .seconds(15))
             let promotedAfter = Date().timeIntervalSince(killedAt)
             let resumed = try await poll(.seconds(10), every: .milliseconds(20)) {
@@ -248,6 +254,11 @@ struct ClusterTests {
                 + "other \(victimCounts.other), longest gap \(Int(victimCounts.longestGap * 1000)) ms; the other master's key: "
                 + "\(otherCounts.normal) normal, other \(otherCounts.other), longest gap \(Int(otherCounts.longestGap * 1000)) ms")
             #expect(resumed != nil, "decisions on the dead master's slots did not resume")
+            let cleared = try await poll(.seconds(2), every: .milliseconds(20)) {
+                try await RegistryRecoveryTests.readyzWarnings(h).allSatisfy { !$0.contains("Redis Cluster") }
+            }
+            let clearedNow = try await RegistryRecoveryTests.readyzWarnings(h)
+            #expect(cleared != nil, "/readyz still warns after the failover: \(clearedNow)")
             #expect(otherCounts.other.isEmpty, "the other masters' decisions must never stop: \(otherCounts.other)")
             #expect(otherCounts.longestGap < 1.0, "the other master's key waited \(otherCounts.longestGap) s")
             // Between the kill and the promotion: only the plan's answer for a backend error.
@@ -256,6 +267,28 @@ struct ClusterTests {
         // The old master rejoins (as a replica) for the next tests.
         try await group.restart(masters[0])
         _ = try await group.waitUntilHealthy()
+    }
+
+    @Test("a master that lost its scripts (SCRIPT FLUSH) gets them again on the decision's own connection; the others are untouched")
+    func scriptsPerNode() async throws {
+        let group = try Self.group()
+        let key = "noscript-key"
+        let config = try Self.config(group, """
+            plans:
+              q: { quota: { limit: 100, period: day } }
+            api_keys:
+              - { key: \(key), plan: q }
+            """)
+        try await ServerHarness.run(config) { h in
+            #expect(try await h.check(key: key).allowed == true)
+            let owner = try await Self.owner(of: key, group)
+            try await owner.cliAsync("SCRIPT", "FLUSH")
+            let loads = try await Self.commandCalls(owner, "script|load") + Self.commandCalls(owner, "script")
+            let answer = try await h.check(key: key)
+            #expect(answer.status == .ok && answer.allowed == true && answer.remaining == 98, "\(answer.text)")
+            #expect(try await Self.commandCalls(owner, "script|load") + Self.commandCalls(owner, "script") == loads + 1)
+            #expect(try await h.check(key: key).remaining == 97)
+        }
     }
 
     // MARK: The runtime key registry when the cluster forgets

@@ -144,7 +144,7 @@ final class ConnectionSlot: @unchecked Sendable {
         self.state = .shutdown
         switch previous {
         case .ready(let connection):
-            self.shared.status.connectionDown()
+            self.shared.status.connectionDown(to: self.node)
             connection.close()
             return connection.closeFuture
         case .connecting(let waiters):
@@ -285,7 +285,7 @@ final class ConnectionSlot: @unchecked Sendable {
         }
         self.connectedBefore = true
         self.state = .ready(connection)
-        self.shared.status.connectionUp()
+        self.shared.status.connectionUp(to: self.node)
         connection.closeFuture.whenComplete { [self] _ in
             self.connectionClosed(connection)
         }
@@ -308,7 +308,7 @@ final class ConnectionSlot: @unchecked Sendable {
 
     private func connectionClosed(_ connection: RedisConnection) {
         guard case .ready(let current) = self.state, current === connection else { return }
-        self.shared.status.connectionDown()
+        self.shared.status.connectionDown(to: self.node)
         self.logger.warning("Redis connection closed; reconnecting")
         self.backOff()
     }

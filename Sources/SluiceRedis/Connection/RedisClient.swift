@@ -87,13 +87,26 @@ public final class RedisClient: Service, Sendable {
     final class Status: Sendable {
         private struct Value {
             var readyConnections = 0
+            /// Ready connections per fixed node (cluster masters).
+            var readyByNode: [RedisAddress: Int] = [:]
             var evictionPolicy: EvictionPolicy = .notChecked
             var lastError: String?
         }
         private let value = NIOLockedValueBox(Value())
 
-        func connectionUp() { self.value.withLockedValue { $0.readyConnections += 1 } }
-        func connectionDown() { self.value.withLockedValue { $0.readyConnections -= 1 } }
+        func connectionUp(to node: RedisAddress?) {
+            self.value.withLockedValue {
+                $0.readyConnections += 1
+                if let node { $0.readyByNode[node, default: 0] += 1 }
+            }
+        }
+        func connectionDown(to node: RedisAddress?) {
+            self.value.withLockedValue {
+                $0.readyConnections -= 1
+                if let node { $0.readyByNode[node, default: 0] -= 1 }
+            }
+        }
+        func readyConnections(to node: RedisAddress) -> Int { self.value.withLockedValue { $0.readyByNode[node] ?? 0 } }
         /// Records the policy; returns whether it differs from the one recorded before.
         func recordEvictionPolicy(_ policy: EvictionPolicy) -> Bool {
             self.value.withLockedValue {
@@ -176,6 +189,26 @@ public final class RedisClient: Service, Sendable {
 
     /// The eviction policy Redis reported on the last connect.
     public var evictionPolicy: EvictionPolicy { self.shared.status.evictionPolicy }
+
+    /// What an operator should know about the topology right now: in a cluster, masters of the
+    /// slot map that no connection reaches and slots without a master (their keys' decisions get
+    /// the plan's `on_backend_error`). Empty elsewhere, and before the first map.
+    public var topologyWarnings: [String] {
+        guard let map = self.shared.topology.clusterMap?.current else { return [] }
+        var warnings: [String] = []
+        let unreachable = map.masters.filter { self.shared.status.readyConnections(to: $0) == 0 }
+        if !unreachable.isEmpty {
+            warnings.append(
+                "no connection to Redis Cluster master(s) \(unreachable.map(\.description).joined(separator: ", ")): "
+                    + "decisions for their slots get the plan's on_backend_error answer"
+            )
+        }
+        let unassigned = map.unassignedSlots
+        if unassigned > 0 {
+            warnings.append("\(unassigned) Redis Cluster hash slots have no master: decisions for them get the plan's on_backend_error answer")
+        }
+        return warnings
+    }
 
     /// The last connect error, if any.
     public var lastConnectError: String? { self.shared.status.lastError }

@@ -28,13 +28,15 @@ struct HealthRoutes: Sendable {
         }
     }
 
-    /// Warnings worth an operator's attention: config ones, Redis's eviction policy, and the
+    /// Warnings worth an operator's attention: config ones, Redis's eviction policy, cluster
+    /// masters without a connection, and the
     /// runtime key registry's (it went back; Redis keeps no persistence while holding keys).
     func warnings() -> [String] {
         var warnings = self.store.current.config.warnings
         if let warning = self.redis.evictionPolicy.warning {
             warnings.append(warning)
         }
+        warnings += self.redis.topologyWarnings
         warnings += self.registry?.warnings ?? []
         return warnings
     }
