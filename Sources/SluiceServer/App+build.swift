@@ -23,6 +23,9 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let metrics = SluiceMetrics()
+    if config.redis.cluster != nil {
+        metrics.expectClusterRedirects()
+    }
     let redis = RedisClient(
         configuration: RedisClientConfiguration(config.redis),
         eventLoopGroup: eventLoopGroup,

@@ -191,6 +191,10 @@ struct ClusterTests {
             #expect(counts.normal > 50)
             #expect(moved >= 2, "the key's quota and usage state must have moved")
             #expect(try await Self.commandCalls(target, "asking") > askingBefore, "no decision went through ASK")
+            let metrics = try await h.get("/metrics").text
+            #expect(metrics.contains(#"sluice_redis_cluster_redirects_total{kind="moved"}"#), "\(metrics)")
+            let asks = metrics.split(separator: "\n").first { $0.hasPrefix(#"sluice_redis_cluster_redirects_total{kind="ask"}"#) }
+            #expect(asks.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }.map { $0 > 0 } == true, "\(asks ?? "no ask series")")
             // The state moved and kept counting: the quota's used units are every admission.
             let quota = try await target.cliAsync("GET", stateKey)
             let used = quota.split(separator: ":").dropFirst().first.flatMap { Int($0) }

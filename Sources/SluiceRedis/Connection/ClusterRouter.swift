@@ -50,6 +50,7 @@ final class ClusterRouter: @unchecked Sendable {
     let eventLoop: any EventLoop
     private let connectionsTo: (RedisAddress) -> any NodeConnections
     private let requestRefresh: () -> Void
+    private let redirected: (String) -> Void
     private let retireAfter: TimeAmount
     private var map: ClusterSlotMap?
     private var nodes: [RedisAddress: any NodeConnections] = [:]
@@ -66,17 +67,20 @@ final class ClusterRouter: @unchecked Sendable {
     /// - Parameters:
     ///   - connectionsTo: makes a node's connections on this loop (not started).
     ///   - requestRefresh: asks for the slot map to be read again (coalesced elsewhere).
+    ///   - redirected: told of each `MOVED` (`moved`), `ASK` (`ask`) and wait-and-retry (`retry`), for metrics.
     ///   - retireAfter: how long the connections of a node that left the map stay, for the
     ///     commands still on them.
     init(
         eventLoop: any EventLoop,
         connectionsTo: @escaping (RedisAddress) -> any NodeConnections,
         requestRefresh: @escaping () -> Void,
+        redirected: @escaping (String) -> Void = { _ in },
         retireAfter: TimeAmount
     ) {
         self.eventLoop = eventLoop
         self.connectionsTo = connectionsTo
         self.requestRefresh = requestRefresh
+        self.redirected = redirected
         self.retireAfter = retireAfter
     }
 
@@ -213,6 +217,7 @@ final class ClusterRouter: @unchecked Sendable {
             next.redirects += 1
             switch redirect {
             case .moved(let slot, let address):
+                self.redirected("moved")
                 self.map?.assign(slot: slot, to: address)
                 self.requestRefresh()
                 next.asking = nil
@@ -223,6 +228,7 @@ final class ClusterRouter: @unchecked Sendable {
                 if self.nodes[address] == nil { _ = self.connections(to: address) }
                 self.dispatch([next], deadline: deadline, promises: [promise])
             case .ask(_, let address):
+                self.redirected("ask")
                 guard next.redirects <= Self.maxRedirects else {
                     promise.succeed(reply)
                     return
@@ -247,6 +253,7 @@ final class ClusterRouter: @unchecked Sendable {
 
     /// Sends `routed` again after a short wait if its deadline allows; otherwise `outcome` stands.
     private func retryLater(_ routed: Routed, deadline: NIODeadline, promise: EventLoopPromise<RedisReply>, outcome: Result<RedisReply, any Error>) {
+        self.redirected("retry")
         let wait = TimeAmount.milliseconds(min(50, 10 << min(routed.retries, 3)))
         guard !self.stopped, self.eventLoop.now + wait < deadline else {
             promise.completeWith(outcome)

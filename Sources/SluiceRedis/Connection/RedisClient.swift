@@ -160,6 +160,7 @@ public final class RedisClient: Service, Sendable {
                         EventLoopConnections(eventLoop: eventLoop, shared: shared, count: perLoop, firstIndex: firstIndex, node: node)
                     },
                     requestRefresh: { clusterMap.requestRefresh(on: eventLoop) },
+                    redirected: { kind in observer?.clusterRedirected(kind: kind) },
                     retireAfter: configuration.commandTimeout * 2
                 )
                 clusterMap.addListener { map in eventLoop.execute { router.apply(map) } }
@@ -478,4 +479,11 @@ public protocol RedisClientObserver: Sendable {
     func commandCompleted(duration: Duration, errorKind: String?)
     /// A connection that had been up before is up again.
     func reconnected()
+    /// A cluster node redirected a command or asked for it later: `moved`, `ask` or `retry`
+    /// (`TRYAGAIN`, `CLUSTERDOWN`, a master without a connection).
+    func clusterRedirected(kind: String)
+}
+
+extension RedisClientObserver {
+    public func clusterRedirected(kind: String) {}
 }

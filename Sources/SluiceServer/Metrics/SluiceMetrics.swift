@@ -31,6 +31,8 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         public static let redisPending = "sluice_redis_pending_commands"
         /// Redis connections re-established after a loss.
         public static let redisReconnects = "sluice_redis_reconnects_total"
+        /// Redis Cluster redirects and retries, by `kind` (moved, ask, retry).
+        public static let clusterRedirects = "sluice_redis_cluster_redirects_total"
         /// Config reloads, by `result` (success, failure).
         public static let configReloads = "sluice_config_reloads_total"
         /// Decisions answered from the local over-limit cache.
@@ -53,6 +55,7 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         Name.redisErrors: "Redis commands that failed, by kind of failure.",
         Name.redisPending: "Redis commands in flight or waiting for a connection, sampled at scrape.",
         Name.redisReconnects: "Redis connections re-established after a loss.",
+        Name.clusterRedirects: "Redis Cluster commands redirected (MOVED, ASK) or sent again after a wait (TRYAGAIN, CLUSTERDOWN, a master without a connection), by kind.",
         Name.configReloads: "Config reloads (SIGHUP or the admin API), by result.",
         Name.cacheHits: "Decisions answered from the local over-limit cache, without Redis.",
         Name.cacheEntries: "Entries in the local over-limit cache, sampled at scrape.",
@@ -309,5 +312,16 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
 
     public func reconnected() {
         self.reconnects.increment()
+    }
+
+    /// Makes the cluster redirect series (at 0), for a client on a cluster.
+    public func expectClusterRedirects() {
+        for kind in ["moved", "ask", "retry"] {
+            _ = self.counter(Name.clusterRedirects, [("kind", kind)])
+        }
+    }
+
+    public func clusterRedirected(kind: String) {
+        self.counter(Name.clusterRedirects, [("kind", kind)]).increment()
     }
 }
