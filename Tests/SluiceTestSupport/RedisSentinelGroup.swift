@@ -94,10 +94,22 @@ public final class RedisSentinelGroup: Sendable {
 
     /// Starts the group and waits until the replica is in sync and every sentinel knows the
     /// replica and the two other sentinels (Redis-side state, polled).
+    /// - Parameters:
+    ///   - serverArguments: extra `redis-server` arguments for both data nodes, kept across
+    ///     ``RedisServer/restart()``.
+    ///   - replicaByCommand: the replica is made one by `REPLICAOF` once it runs rather than by
+    ///     `--replicaof`, so ``RedisServer/restart()`` brings either node back as an empty master (as
+    ///     a node without persistence comes back after a crash), never as a replica of the first.
     /// - Throws: ``TestSupportError`` saying what did not come up.
-    public static func start() async throws -> RedisSentinelGroup {
-        let master = try await RedisServer.start()
-        let replica = try await RedisServer.start(arguments: ["--replicaof", "127.0.0.1", String(master.port)])
+    public static func start(serverArguments: [String] = [], replicaByCommand: Bool = false) async throws -> RedisSentinelGroup {
+        let master = try await RedisServer.start(arguments: serverArguments)
+        let replica: RedisServer
+        if replicaByCommand {
+            replica = try await RedisServer.start(arguments: serverArguments)
+            try await replica.cliAsync("REPLICAOF", "127.0.0.1", String(master.port))
+        } else {
+            replica = try await RedisServer.start(arguments: serverArguments + ["--replicaof", "127.0.0.1", String(master.port)])
+        }
         let synced = try await poll(.seconds(20)) {
             try await replica.cliAsync("INFO", "replication").contains("master_link_status:up")
         }
@@ -117,6 +129,12 @@ public final class RedisSentinelGroup: Sendable {
             throw TestSupportError("the sentinels did not discover each other and the replica: \(sentinels[0].log.suffix(1000))")
         }
         return group
+    }
+
+    /// Stops every process of the group (SIGKILL, by PID) and waits for them to exit.
+    public func stop() {
+        for sentinel in self.sentinels { sentinel.stop() }
+        for server in self.servers { server.stop() }
     }
 
     /// `SENTINEL master <name>` of one sentinel, as a dictionary.
