@@ -3,9 +3,12 @@ import Synchronization
 
 /// One `redis-server` of a ``RedisClusterGroup``: cluster mode, a free port and a free bus port,
 /// its own config file, `nodes.conf` and log in a temp dir. Stopped by PID.
+///
+/// In TLS mode it serves TLS only (`port 0`): clients, the cluster bus, replication and
+/// `MIGRATE` all go over TLS, as on ElastiCache and MemoryDB.
 public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomStringConvertible {
     // @unchecked: `process` and `paused` are read and written under `lock`.
-    /// The client port.
+    /// The client port: the TLS port in TLS mode, where no plain port is open.
     public let port: Int
     /// The cluster bus port (`cluster-port`), chosen free as well: the default, port + 10000,
     /// would fall inside the kernel's ephemeral range that FreePort stays below.
@@ -14,18 +17,27 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
     public let directory: URL
     /// The node ID (`CLUSTER MYID`). It is kept in `nodes.conf`, so a restart keeps it.
     public let id: String
+    /// The certificates it serves TLS with, or nil for plain TCP. Held so that their files
+    /// outlive the node.
+    public let certificates: TestCertificates?
+    /// What every `redis-cli` call puts before its arguments: `-p <port>`, and in TLS mode the
+    /// CA and the client certificate (accepted whether or not the node requires one).
+    private let cliOptions: [String]
     private let lock = NSLock()
     private var process: Process
     private var paused = false
 
-    fileprivate init() throws {
+    fileprivate init(tls certificates: TestCertificates?, requireClientCertificate: Bool) throws {
         self.port = try FreePort.find()
         self.busPort = try FreePort.find()
+        self.certificates = certificates
+        self.cliOptions = ["-p", String(self.port)] + (certificates.map(Self.tlsOptions) ?? [])
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let config = self.directory.appendingPathComponent("redis.conf")
-        try """
-            port \(self.port)
+        let listen = certificates == nil ? "port \(self.port)" : "port 0\ntls-port \(self.port)"
+        try ("""
+            \(listen)
             bind 127.0.0.1
             daemonize no
             dir \(self.directory.path)
@@ -45,10 +57,11 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
             # Redis 7 syncs replicas diskless and waits 5 s for more replicas before a transfer.
             repl-diskless-sync-delay 0
 
-            """.write(to: config, atomically: true, encoding: .utf8)
+            """ + (certificates.map { Self.tlsConfig($0, requireClientCertificate: requireClientCertificate) } ?? ""))
+            .write(to: config, atomically: true, encoding: .utf8)
         self.process = try Self.launch(directory: self.directory, port: self.port)
-        try Self.waitUntilReady(self.process, port: self.port, directory: self.directory)
-        let id = try Self.cli(port: self.port, ["CLUSTER", "MYID"])
+        try Self.waitUntilReady(self.process, port: self.port, options: self.cliOptions, directory: self.directory)
+        let id = try Self.cli(self.cliOptions, ["CLUSTER", "MYID"])
         guard id.count == 40 else { throw TestSupportError("CLUSTER MYID on port \(self.port) answered \(id)") }
         self.id = id
     }
@@ -84,18 +97,18 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
 
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 
-    /// Runs `redis-cli -p <port>` with `arguments` and returns its output, trimmed. Options go
-    /// before the command (`cli("-c", "GET", key)` follows redirections). A paused node never
-    /// answers: this would block.
+    /// Runs `redis-cli -p <port>` (over TLS in TLS mode) with `arguments` and returns its output,
+    /// trimmed. Options go before the command (`cli("-c", "GET", key)` follows redirections). A
+    /// paused node never answers: this would block.
     @discardableResult
     public func cli(_ arguments: String...) throws -> String {
-        try Self.cli(port: self.port, arguments)
+        try Self.cli(self.cliOptions, arguments)
     }
 
-    /// Runs `redis-cli -p <port>` with `arguments` and returns its output, trimmed.
+    /// Runs `redis-cli -p <port>` (over TLS in TLS mode) with `arguments` and returns its output, trimmed.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> String {
-        try Self.cli(port: self.port, arguments)
+        try Self.cli(self.cliOptions, arguments)
     }
 
     /// ``cli(_:)-([String])`` on a Dispatch thread, so a slow call never blocks Swift's cooperative pool.
@@ -120,7 +133,7 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
         self.stop()
         let process = try Self.launch(directory: self.directory, port: self.port)
         self.lock.withLock { self.process = process }
-        try Self.waitUntilReady(process, port: self.port, directory: self.directory)
+        try Self.waitUntilReady(process, port: self.port, options: self.cliOptions, directory: self.directory)
     }
 
     fileprivate func pause() {
@@ -139,8 +152,31 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
         }
     }
 
-    private static func cli(port: Int, _ arguments: [String]) throws -> String {
-        let result = try Subprocess.run(try RedisServer.executable("redis-cli"), ["-p", String(port)] + arguments)
+    /// `redis-cli` options for TLS with `certificates`: trust their CA, present their client
+    /// certificate. redis-cli verifies the chain, not the name.
+    fileprivate static func tlsOptions(_ certificates: TestCertificates) -> [String] {
+        ["--tls", "--cacert", certificates.caFile, "--cert", certificates.clientCertFile, "--key", certificates.clientKeyFile]
+    }
+
+    /// The config lines of TLS mode. The node presents the client certificate when it dials
+    /// another node (bus, replication, MIGRATE): the server certificate is for serverAuth only,
+    /// which a node requiring client certificates would refuse.
+    private static func tlsConfig(_ certificates: TestCertificates, requireClientCertificate: Bool) -> String {
+        """
+        tls-cert-file \(certificates.serverCertFile)
+        tls-key-file \(certificates.serverKeyFile)
+        tls-client-cert-file \(certificates.clientCertFile)
+        tls-client-key-file \(certificates.clientKeyFile)
+        tls-ca-cert-file \(certificates.caFile)
+        tls-auth-clients \(requireClientCertificate ? "yes" : "no")
+        tls-cluster yes
+        tls-replication yes
+
+        """
+    }
+
+    private static func cli(_ options: [String], _ arguments: [String]) throws -> String {
+        let result = try Subprocess.run(try RedisServer.executable("redis-cli"), options + arguments)
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -158,14 +194,14 @@ public final class RedisClusterNode: @unchecked Sendable, Hashable, CustomString
         return process
     }
 
-    private static func waitUntilReady(_ process: Process, port: Int, directory: URL) throws {
+    private static func waitUntilReady(_ process: Process, port: Int, options: [String], directory: URL) throws {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if !process.isRunning {
                 let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
                 throw TestSupportError("cluster node on port \(port) exited at start: \(log.suffix(500))")
             }
-            if (try? Self.cli(port: port, ["PING"])) == "PONG" {
+            if (try? Self.cli(options, ["PING"])) == "PONG" {
                 return
             }
             usleep(20_000)
@@ -191,6 +227,7 @@ public struct RedisClusterMaster: Sendable {
 /// A Redis Cluster on loopback: three masters with one replica each (`redis-cli --cluster
 /// create --cluster-replicas 1`), node timeout 1 s so a replica takes over in a few seconds. Every
 /// process is stopped by PID and every temp dir removed by ``stop()`` or when the group goes away.
+/// Plain TCP, or TLS only (see ``start(tls:requireClientCertificate:)``).
 ///
 /// Topology questions (`masters()`, `replica(of:)`, ...) are asked live, of the first node that
 /// runs and is not paused.
@@ -213,11 +250,20 @@ public final class RedisClusterGroup: Sendable {
     /// Starts six nodes, joins them with `redis-cli --cluster create`, and waits (at most 20 s)
     /// until the cluster is healthy (see ``waitUntilHealthy(timeout:)``). Nodes start on Dispatch
     /// threads, as ``RedisServer/start(arguments:)``.
+    /// - Parameters:
+    ///   - tls: nil for plain TCP; else every node serves TLS only with these certificates (the
+    ///     server one for 127.0.0.1), on its ``RedisClusterNode/port``, and the cluster bus and
+    ///     replication run over TLS too (`tls-cluster`, `tls-replication`). Every `redis-cli`
+    ///     call of the group then uses TLS.
+    ///   - requireClientCertificate: in TLS mode, whether nodes refuse clients without a
+    ///     certificate their CA signed (`tls-auth-clients yes`, else `no`).
     /// - Throws: ``TestSupportError`` saying what did not come up.
-    public static func start() async throws -> RedisClusterGroup {
+    public static func start(tls: TestCertificates? = nil, requireClientCertificate: Bool = false) async throws -> RedisClusterGroup {
         let nodes = try await withThrowingTaskGroup(of: RedisClusterNode.self) { starting in
             for _ in 0..<6 {
-                starting.addTask { try await offCooperativePool { try RedisClusterNode() } }
+                starting.addTask {
+                    try await offCooperativePool { try RedisClusterNode(tls: tls, requireClientCertificate: requireClientCertificate) }
+                }
             }
             var nodes: [RedisClusterNode] = []
             for try await node in starting { nodes.append(node) }
@@ -227,7 +273,8 @@ public final class RedisClusterGroup: Sendable {
         let created = try await offCooperativePool {
             try Subprocess.run(
                 try RedisServer.executable("redis-cli"),
-                ["--cluster", "create"] + group.seedAddresses + ["--cluster-replicas", "1", "--cluster-yes"]
+                (tls.map(RedisClusterNode.tlsOptions) ?? [])
+                    + ["--cluster", "create"] + group.seedAddresses + ["--cluster-replicas", "1", "--cluster-yes"]
             )
         }
         guard created.status == 0, created.output.contains("All 16384 slots covered") else {
@@ -247,6 +294,9 @@ public final class RedisClusterGroup: Sendable {
     }
 
     // MARK: Topology
+
+    /// The certificates the nodes serve TLS with, or nil for a plain cluster.
+    public var certificates: TestCertificates? { self.nodes.first?.certificates }
 
     /// `["127.0.0.1:<port>", ...]` for every node, for a Sluice config's seed list.
     public var seedAddresses: [String] { self.nodes.map(\.address) }
@@ -291,8 +341,8 @@ public final class RedisClusterGroup: Sendable {
         return slot
     }
 
-    /// Runs `redis-cli -p <port>` with `arguments` on a Dispatch thread and returns its output,
-    /// trimmed. `port` must be one of the group's nodes: nothing else is ever touched.
+    /// Runs `redis-cli -p <port>` (over TLS in TLS mode) with `arguments` on a Dispatch thread and
+    /// returns its output, trimmed. `port` must be one of the group's nodes: nothing else is ever touched.
     @discardableResult
     public func cli(_ port: Int, _ arguments: String...) async throws -> String {
         guard let node = self.node(port: port) else { throw TestSupportError("port \(port) is not a node of this cluster") }

@@ -21,6 +21,8 @@ final class ClusterMapSource: Sendable {
         var again = false
         var lastStart: NIODeadline = .distantPast
         var nextNode = 0
+        /// Reads that failed in a row: the first is a warning, the rest debug.
+        var failures = 0
     }
 
     let seeds: [RedisAddress]
@@ -71,9 +73,19 @@ final class ClusterMapSource: Sendable {
             self.state.withLockedValue { $0.lastStart = .now() }
             self.fetch(on: eventLoop).whenComplete { result in
                 switch result {
-                case .success(let map): self.publish(map)
+                case .success(let map):
+                    let failed = self.state.withLockedValue { state in
+                        defer { state.failures = 0 }
+                        return state.failures
+                    }
+                    if failed > 0 { self.logger.info("read the Redis Cluster slot map again", metadata: ["failed_reads": "\(failed)"]) }
+                    self.publish(map)
                 case .failure(let error):
-                    self.logger.warning("cannot read the Redis Cluster slot map", metadata: ["error": "\(error)"])
+                    let failures = self.state.withLockedValue { state in
+                        state.failures += 1
+                        return state.failures
+                    }
+                    self.logger.log(level: failures == 1 ? .warning : .debug, "cannot read the Redis Cluster slot map", metadata: ["error": "\(error)"])
                 }
                 let again = self.state.withLockedValue { state in
                     state.refreshing = false
