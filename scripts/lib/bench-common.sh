@@ -4,9 +4,15 @@
 
 BENCH_TOOLS="$(sluice_root)/scripts/lib/bench_tools.py"
 
-# Installs what the benchmarks need and builds the release binary; sets BIN.
+# Installs what the benchmarks need and builds the release binary; sets BIN. BENCH_BIN=PATH
+# runs a release binary built beforehand instead (the section in BENCHMARKS.md says so).
 bench_build() {
   sluice_apt_install "${SLUICE_APT_PACKAGES[@]}" wrk hey
+  if [ -n "${BENCH_BIN:-}" ]; then
+    BIN="$BENCH_BIN"
+    echo "using $BIN (BENCH_BIN), not building" >&2
+    return 0
+  fi
   sluice_require_swift
   echo "building sluice (release)..." >&2
   swift build -c release --product sluice >/tmp/sluice-bench-build.log 2>&1 || { tail -30 /tmp/sluice-bench-build.log >&2; return 1; }
@@ -39,7 +45,7 @@ bench_cleanup() {
 # Drops a PID from the list (a process that was killed on purpose).
 bench_forget_pid() {
   local keep=() pid
-  for pid in "${BENCH_PIDS[@]}"; do [ "$pid" != "$1" ] && keep+=("$pid"); done
+  for pid in "${BENCH_PIDS[@]}"; do if [ "$pid" != "$1" ]; then keep+=("$pid"); fi; done
   BENCH_PIDS=("${keep[@]}")
 }
 
@@ -90,6 +96,10 @@ bench_section_header() {  # title command
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $1 at $(git -C "$(sluice_root)" rev-parse --short HEAD)"
   echo
   echo "Command: \`$2\`"
+  if [ -n "${BENCH_BIN:-}" ]; then
+    echo
+    echo "Binary: \`BENCH_BIN=$BENCH_BIN\`, a release build made beforehand, not built by the script."
+  fi
   echo
   echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), load on the same machine."
 }

@@ -9,6 +9,10 @@
     bench_tools.py failover-report ...           reads failover-load's records, prints the figures
     bench_tools.py preload ...                   creates runtime keys through the admin API, concurrently
     bench_tools.py churn ...                     creates, moves and revokes runtime keys at a fixed rate
+                                                 (--mode reset: resets preloaded keys' state instead)
+    bench_tools.py key-owners ...                key ids, their hash slots and the masters owning them
+    bench_tools.py registry-pipe ...             RESP for redis-cli --pipe: registry.lua creates
+    bench_tools.py key-id --secret S KEY         Sluice's key id of an API key
 """
 import argparse
 import http.client
@@ -16,7 +20,6 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -104,7 +107,10 @@ def metric_samples(url):
 
 
 def cmd_decisions(args):
-    print(int(sum(v for n, v in metric_samples(args.url) if n.startswith("sluice_decisions_total{") or n == "sluice_decisions_total")))
+    """Every decision, or (--result) those of one result (allowed, unavailable, degraded...)."""
+    label = f'result="{args.result}"' if args.result else ""
+    print(int(sum(v for n, v in metric_samples(args.url)
+                  if (n.startswith("sluice_decisions_total{") or n == "sluice_decisions_total") and label in n)))
 
 
 def cmd_metric(args):
@@ -112,7 +118,7 @@ def cmd_metric(args):
 
 
 def cluster_masters(port):
-    """{slot range start: master port} over CLUSTER NODES, as [(first, last, port)]."""
+    """The slot ranges of every master in CLUSTER NODES, as [(first, last, master port)]."""
     out = subprocess.run(["redis-cli", "-p", str(port), "CLUSTER", "NODES"], capture_output=True, text=True, timeout=10).stdout
     ranges = []
     for line in out.splitlines():
@@ -210,11 +216,12 @@ def cmd_failover_load(args):
         threads.append(t)
     time.sleep(max(0.0, start + args.kill_at - time.monotonic()))
     killed = time.monotonic() - start
+    killed_wall = time.time()
     os.kill(args.kill_pid, signal.SIGKILL)
     for t in threads:
         t.join()
     with open(args.out, "w") as f:
-        json.dump({"kill_at": killed, "keys": records}, f)
+        json.dump({"kill_at": killed, "kill_wall": killed_wall, "keys": records}, f)
 
 
 def cmd_failover_report(args):
@@ -224,6 +231,19 @@ def cmd_failover_report(args):
     kill = data["kill_at"]
     roles = dict(spec.split("=", 1) for spec in args.role)
     result = {"kill_at": kill, "keys": {}}
+    # When the cluster saw it: the first "Marking node ... as failing" on any node, and the
+    # replica's "Failover election won" (Redis log times are local, to the millisecond).
+    for name, pattern, logs in (("marked_failing_s", "as failing", args.node_log), ("promoted_s", "Failover election won", args.replica_log)):
+        times = []
+        for log in logs:
+            for line in open(log, errors="replace"):
+                if pattern in line:
+                    m = re.search(r"(\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d{3})", line)
+                    if m:
+                        wall = time.mktime(time.strptime(m.group(1)[:-4], "%d %b %Y %H:%M:%S")) + int(m.group(1)[-3:]) / 1000
+                        if wall >= data["kill_wall"] - 0.5:
+                            times.append(wall - data["kill_wall"])
+        result[name] = min(times, default=None)
     for key, recs in data["keys"].items():
         normal = [a for s, a, o in recs if o in ("allowed", "denied")]
         counts = {}
@@ -247,6 +267,7 @@ def cmd_failover_report(args):
             "outage_s": (recovered - kill) if (recovered is not None and bad_after) else 0.0,
             "rate": len(recs) / max(1e-9, (recs[-1][0] - recs[0][0])) if len(recs) > 1 else 0,
             "latency_p99_ms": percentile([(a - s) * 1000 for s, a, o in recs], 99),
+            "abnormal_wait_ms": percentile([(a - s) * 1000 for s, a, o in recs if o not in ("allowed", "denied")], 50),
         }
     json.dump(result, sys.stdout)
 
@@ -293,6 +314,7 @@ def cmd_preload(args):
     --workers processes (one keep-alive connection each). Prints {"seconds", "statuses"}."""
     per = (args.count + args.workers - 1) // args.workers
     jobs = [(args.url, args.token, args.plan, args.prefix, w * per, min(args.count, (w + 1) * per)) for w in range(args.workers)]
+    jobs = [j for j in jobs if j[4] < j[5]]
     started = time.monotonic()
     statuses = {}
     with ProcessPoolExecutor(args.workers) as pool:
@@ -300,6 +322,38 @@ def cmd_preload(args):
             for k, v in result.items():
                 statuses[k] = statuses.get(k, 0) + v
     json.dump({"seconds": time.monotonic() - started, "statuses": {str(k): v for k, v in statuses.items()}}, sys.stdout)
+
+
+def key_id(secret, api_key):
+    """Sluice's key id (KeyDigester): HMAC-SHA-256 under the secret of the key's SHA-256, its
+    first 15 bytes in base64url (20 characters)."""
+    import base64, hashlib, hmac
+    mac = hmac.new(secret.encode(), hashlib.sha256(api_key.encode()).digest(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:15]).decode()
+
+
+def cmd_registry_pipe(args):
+    """RESP for redis-cli --pipe: one EVALSHA of Sluice's registry script (prelude + registry.lua,
+    loaded as --sha) per key, with KeyRegistry.change's keys and arguments: the hash, version and
+    token keys; "create", the key id, the record RuntimeKey encodes to, the notice channel. So
+    the script itself makes the record, version, token and notice, as for an admin create."""
+    out = sys.stdout.buffer
+    created = int(time.time() * 1000)
+    keys = ["sluice:registry:{keys}", "sluice:registry:{keys}:version", "sluice:registry:{keys}:token"]
+    def command(*parts):
+        chunks = [b"*%d\r\n" % len(parts)]
+        for a in parts:
+            b = a.encode()
+            chunks.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        out.write(b"".join(chunks))
+    for i in range(args.first, args.first + args.count):
+        kid = key_id(args.secret, f"{args.prefix}{i:06d}")
+        record = json.dumps({"id": kid, "plan": args.plan, "created": created}, separators=(",", ":"))
+        command("EVALSHA", args.sha, "3", *keys, "create", kid, record, args.channel)
+
+
+def cmd_key_id(args):
+    print(key_id(args.secret, args.api_key))
 
 
 def cmd_churn(args):
@@ -325,7 +379,13 @@ def cmd_churn(args):
         n += 1
         t0 = time.monotonic()
         try:
-            if step == 0:
+            if args.mode == "reset":
+                # The control: an admin change of limit state, not of the registry (the reset
+                # script on Redis, a "state" notice every instance hears), on preloaded keys.
+                op = "reset"
+                kid = key_id(args.secret, f"{args.reset_prefix}{1000 + n % 1000:06d}")
+                status, _ = admin_request(conn, "POST", f"/admin/v1/keys/{kid}/state/reset", args.token, None)
+            elif step == 0:
                 op = "create"
                 status, body = admin_request(conn, "POST", "/admin/v1/keys", args.token, {"plan": args.plan, "api_key": key})
                 if status == 201:
@@ -366,6 +426,7 @@ def main():
     c.set_defaults(func=cmd_redis_stats)
     c = sub.add_parser("decisions")
     c.add_argument("url")
+    c.add_argument("--result")
     c.set_defaults(func=cmd_decisions)
     c = sub.add_parser("metric")
     c.add_argument("url")
@@ -388,6 +449,8 @@ def main():
     c = sub.add_parser("failover-report")
     c.add_argument("records")
     c.add_argument("--role", action="append", default=[], help="KEY=ROLE")
+    c.add_argument("--node-log", action="append", default=[], help="a cluster node's redis.log")
+    c.add_argument("--replica-log", action="append", default=[], help="the killed master's replica's redis.log")
     c.set_defaults(func=cmd_failover_report)
     c = sub.add_parser("preload")
     c.add_argument("--url", required=True)
@@ -397,6 +460,19 @@ def main():
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--workers", type=int, default=8)
     c.set_defaults(func=cmd_preload)
+    c = sub.add_parser("registry-pipe")
+    c.add_argument("--sha", required=True)
+    c.add_argument("--secret", required=True)
+    c.add_argument("--plan", required=True)
+    c.add_argument("--prefix", required=True)
+    c.add_argument("--first", type=int, default=0)
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--channel", default="sluice:registry:events:0")
+    c.set_defaults(func=cmd_registry_pipe)
+    c = sub.add_parser("key-id")
+    c.add_argument("--secret", required=True)
+    c.add_argument("api_key")
+    c.set_defaults(func=cmd_key_id)
     c = sub.add_parser("churn")
     c.add_argument("--url", required=True)
     c.add_argument("--token", required=True)
@@ -406,6 +482,9 @@ def main():
     c.add_argument("--round", default="0")
     c.add_argument("--rate", type=float, default=50)
     c.add_argument("--duration", type=float, required=True)
+    c.add_argument("--mode", choices=["churn", "reset"], default="churn")
+    c.add_argument("--secret", default="bench")
+    c.add_argument("--reset-prefix", default="rt-")
     c.set_defaults(func=cmd_churn)
     args = p.parse_args()
     args.func(args)
