@@ -34,8 +34,8 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(2)
         }
-        let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        let json = config.logFormat == "json"
+        let level = Logger.Level(config.logLevel)
+        let json = config.logFormat == .json
         LoggingSystem.bootstrap { label in
             if json {
                 return JSONLogHandler(label: label, level: level)
@@ -69,5 +69,20 @@ struct Serve: AsyncParsableCommand {
             return "sentinel \(sentinel.masterName)"
         }
         return "\(redis.url)"
+    }
+}
+
+extension Logger.Level {
+    /// The swift-log level of a configured one (SluiceCore does not depend on swift-log).
+    fileprivate init(_ level: SluiceConfig.LogLevel) {
+        switch level {
+        case .trace: self = .trace
+        case .debug: self = .debug
+        case .info: self = .info
+        case .notice: self = .notice
+        case .warning: self = .warning
+        case .error: self = .error
+        case .critical: self = .critical
+        }
     }
 }

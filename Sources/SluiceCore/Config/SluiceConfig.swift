@@ -120,14 +120,14 @@ public struct SluiceConfig: Sendable {
     public var bounds: InputBounds
     /// Entries of the local over-limit cache; 0 when it is off.
     public var overLimitCacheEntries: Int
-    /// Log level: trace, debug, info, notice, warning, error or critical.
-    public var logLevel: String
+    /// Log level.
+    public var logLevel: LogLevel
     /// Plans and API keys.
     public var rules: RuleSet
     /// SHA-256 digests of the tokens gateways present in `X-Sluice-Token`; empty: none needed.
     public var clientTokenDigests: [[UInt8]]
-    /// `json` (JSON lines) or `text`.
-    public var logFormat: String
+    /// Log line format.
+    public var logFormat: LogFormat
     /// The secret that key ids are made with.
     public var keySecret: String
     /// Things worth a loud warning that do not stop Sluice (the default key secret...).
