@@ -56,6 +56,11 @@ public final class ConfigStore: Sendable {
         self.runtime.replaceAll(records)
     }
 
+    /// Puts a whole new runtime registry, built page by page, in force.
+    public func replaceRuntimeKeys(_ table: RuntimeKeyTable.Builder) {
+        self.runtime.replaceAll(table)
+    }
+
     /// Adds, replaces or (nil) removes one runtime key: O(1), no snapshot is copied.
     public func updateRuntimeKey(id: String, record: RuntimeKey?) {
         self.runtime.update(id: id, record: record)

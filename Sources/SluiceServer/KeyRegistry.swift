@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import ServiceLifecycle
 import SluiceCore
@@ -47,8 +50,24 @@ public final class KeyRegistry: Service, Sendable {
         var token: String
     }
 
+    /// A change heard before the ones it follows: kept until they come.
+    struct PendingChange: Sendable {
+        var id: String
+        var record: RuntimeKey?
+        var change: (token: String, previous: String)?
+    }
+
+    /// Changes ahead of the mirror, by version, waiting for the ones between (at most
+    /// ``maxPending``; more make the mirror read everything again).
+    static let maxPending = 10_000
+
     /// The position the local mirror reflects; nil before the first read.
     private let position = Mutex<Position?>(nil)
+    /// Changes heard out of order, by version (guarded by their own lock, taken inside `position`'s).
+    private let pending = Mutex<[Int64: PendingChange]>([:])
+    /// The registry version the last position check found ahead of the mirror, if any: if the
+    /// mirror has not reached it by the next check, notices were lost.
+    private let seenAhead = Mutex<Int64?>(nil)
     /// The last time the registry was found to have gone back, and how.
     private let rollback = Mutex<(at: Date, what: String)?>(nil)
     /// Redis keeps nothing across a restart (`save` and `appendonly` both off); nil: unknown.
@@ -161,8 +180,23 @@ public final class KeyRegistry: Service, Sendable {
         let mirrored = self.position.withLock { $0 }
         guard let remote = try? await self.remotePosition() else { return }
         guard self.position.withLock({ $0 }) == mirrored else { return }
-        if remote == mirrored { return }
-        if let mirrored, remote.version <= mirrored.version {
+        if remote == mirrored {
+            self.seenAhead.withLock { $0 = nil }
+            return
+        }
+        if let mirrored, remote.version > mirrored.version {
+            // Changes made since may still be on their way (a notice, a reply): wait one
+            // check. A mirror still short of what the last check saw has lost notices.
+            let lost = self.seenAhead.withLock { seen -> Bool in
+                defer { seen = remote.version }
+                return seen.map { mirrored.version < $0 } ?? false
+            }
+            if !lost { return }
+            self.logger.info(
+                "runtime key registry notices were missed; reading it again",
+                metadata: ["mirrored_version": "\(mirrored.version)", "redis_version": "\(remote.version)"]
+            )
+        } else if let mirrored {
             let what = "version \(mirrored.version) → \(remote.version)" + (remote.version == mirrored.version ? ", another change" : "")
             self.rollback.withLock { $0 = (Date(), what) }
             self.logger.warning(
@@ -195,8 +229,13 @@ public final class KeyRegistry: Service, Sendable {
                     if mirrored != started, let current = mirrored, current.version > position.version { return false }
                     self.store.replaceRuntimeKeys(records)
                     mirrored = position
+                    self.drainPending(&mirrored)
                     return true
                 }
+                self.seenAhead.withLock { $0 = nil }
+                // The read's pages, replies and decoded records are freed now: give the memory
+                // back to the system rather than keep the peak of a large registry's read.
+                releaseFreedMemory()
                 self.logger.debug(
                     "runtime key registry read",
                     metadata: ["keys": "\(records.count)", "version": "\(position.version)", "installed": "\(installed)"]
@@ -208,9 +247,9 @@ public final class KeyRegistry: Service, Sendable {
         }
     }
 
-    /// Every record of the registry, `pageSize` fields per round trip.
-    private func scanAll() async throws -> [String: RuntimeKey] {
-        var records: [String: RuntimeKey] = [:]
+    /// Every record of the registry, `pageSize` fields per round trip, straight into a table.
+    private func scanAll() async throws -> RuntimeKeyTable.Builder {
+        var records = RuntimeKeyTable.Builder()
         var cursor = "0"
         repeat {
             let reply = try await self.redis.command([
@@ -222,7 +261,7 @@ public final class KeyRegistry: Service, Sendable {
             var index = 1
             while index < page.count {
                 if let record = Self.decode(page[index]) {
-                    records[record.id] = record
+                    records.add(record.id, record)
                 }
                 index += 2
             }
@@ -231,8 +270,9 @@ public final class KeyRegistry: Service, Sendable {
         return records
     }
 
-    /// Applies change `version` of key `id` alone when it comes right after the mirrored
-    /// position (and, with tokens, on top of the mirrored change); else everything is read again.
+    /// Applies change `version` of key `id` alone (one HGET) when it comes right after the
+    /// mirrored position, or keeps it until the changes before it come; a change that does not
+    /// fit the mirrored history (another previous token) makes everything be read again.
     private func apply(id: String, version: Int64, change: (token: String, previous: String)?) async {
         guard let mirrored = self.position.withLock({ $0 }) else {
             await self.reloadAll()
@@ -240,12 +280,8 @@ public final class KeyRegistry: Service, Sendable {
         }
         // Already in force, or a registry that went back: the position check settles the latter.
         if version <= mirrored.version { return }
-        guard version == mirrored.version + 1, change == nil || change?.previous == mirrored.token else {
-            await self.reloadAll()
-            return
-        }
         do {
-            if !self.applyInOrder(id: id, record: try await self.record(id: id), version: version, change: change) {
+            if self.applyInOrder(id: id, record: try await self.record(id: id), version: version, change: change) == .conflict {
                 await self.reloadAll()
             }
         } catch {
@@ -253,18 +289,59 @@ public final class KeyRegistry: Service, Sendable {
         }
     }
 
+    /// What ``applyInOrder(id:record:version:change:)`` did.
+    enum Applied: Equatable {
+        /// In force now, with any kept change it made contiguous.
+        case applied
+        /// Already in force (the mirror is at or past it).
+        case inForce
+        /// Kept until the changes before it come.
+        case kept
+        /// It does not follow the mirrored history: read everything again.
+        case conflict
+    }
+
     /// Puts change `version` (key `id` becomes `record`, or goes) in force if it is the next one
-    /// after the mirrored position: O(1), whatever the registry's size.
-    /// - Returns: false when it does not follow the mirror (the caller reads everything again);
-    ///   true when applied, or when it is already in force.
-    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64, change: (token: String, previous: String)?) -> Bool {
-        self.position.withLock { mirrored -> Bool in
-            guard let current = mirrored else { return false }
-            guard version == current.version + 1, change == nil || change?.previous == current.token else {
-                return version <= current.version
+    /// after the mirrored position, then every kept change that follows it: O(1) a change,
+    /// whatever the registry's size. A change further ahead is kept for later.
+    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64, change: (token: String, previous: String)?) -> Applied {
+        self.position.withLock { mirrored -> Applied in
+            guard let current = mirrored else { return .conflict }
+            if version <= current.version { return .inForce }
+            if version > current.version + 1 {
+                let kept = self.pending.withLock { pending -> Bool in
+                    guard pending.count < Self.maxPending else { return false }
+                    pending[version] = PendingChange(id: id, record: record, change: change)
+                    return true
+                }
+                return kept ? .kept : .conflict
             }
+            guard change == nil || change?.previous == current.token else { return .conflict }
             self.store.updateRuntimeKey(id: id, record: record)
             mirrored = Position(version: version, token: change?.token ?? current.token)
+            return self.drainPending(&mirrored) ? .applied : .conflict
+        }
+    }
+
+    /// Applies the kept changes that follow `mirrored`, in order; drops those already in force.
+    /// - Returns: false when a kept change does not follow the history (another previous token).
+    @discardableResult
+    private func drainPending(_ mirrored: inout Position?) -> Bool {
+        self.pending.withLock { pending -> Bool in
+            guard var current = mirrored else { return true }
+            for version in pending.keys where version <= current.version {
+                pending.removeValue(forKey: version)
+            }
+            while let next = pending.removeValue(forKey: current.version + 1) {
+                guard next.change == nil || next.change?.previous == current.token else {
+                    pending.removeAll()
+                    mirrored = current
+                    return false
+                }
+                self.store.updateRuntimeKey(id: next.id, record: next.record)
+                current = Position(version: current.version + 1, token: next.change?.token ?? current.token)
+            }
+            mirrored = current
             return true
         }
     }
@@ -322,10 +399,21 @@ public final class KeyRegistry: Service, Sendable {
         let change = (token: values[2].string ?? "", previous: values[3].string ?? "")
         self.cache?.forget(keyID: id)
         // This instance sees its own change at once, unless newer changes are already
-        // mirrored (then the change is in them) or earlier ones are missing (the notices or
-        // the position check bring everything in order).
-        if !self.applyInOrder(id: id, record: record, version: version, change: change) {
-            // Read-your-writes on this instance even when it lags behind.
+        // mirrored (then the change is in them) or earlier ones are still on their way (their
+        // notices, or the replies of this instance's other changes, come within milliseconds).
+        switch self.applyInOrder(id: id, record: record, version: version, change: change) {
+        case .applied, .inForce:
+            return
+        case .conflict:
+            await self.reloadAll()
+        case .kept:
+            // Read-your-writes: wait for the changes before it (a second at most), else read
+            // everything (notices were lost).
+            let deadline = ContinuousClock.now + .seconds(1)
+            while ContinuousClock.now < deadline {
+                if let mirrored = self.position.withLock({ $0 }), mirrored.version >= version { return }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
             await self.reloadAll()
         }
     }
@@ -343,4 +431,15 @@ public final class KeyRegistry: Service, Sendable {
         self.cache?.forget(keyID: id)
         _ = try? await self.redis.command(["PUBLISH", RedisArgument(self.channel), RedisArgument("state " + id)])
     }
+}
+
+/// Returns freed heap memory to the system: glibc's `malloc_trim`, looked up at run time since
+/// Swift's Glibc module does not export `<malloc.h>`; nothing where it is absent.
+private func releaseFreedMemory() {
+    #if canImport(Glibc)
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+    #endif
 }

@@ -9,7 +9,7 @@ import Synchronization
 /// key is looked up, so a config reload changes nothing here.
 public final class RuntimeKeyTable: Sendable {
     /// A key id (20 base64url characters, 120 bits) as two integers.
-    struct ID: Hashable {
+    struct ID: Hashable, Sendable {
         let high: UInt64
         let low: UInt64
 
@@ -53,13 +53,13 @@ public final class RuntimeKeyTable: Sendable {
         }
     }
 
-    struct Entry {
+    struct Entry: Sendable {
         let plan: UInt32
         let created: Int64
         let name: String?
     }
 
-    private struct State {
+    fileprivate struct State: Sendable {
         var entries: [ID: Entry] = [:]
         /// Records whose id is not a key id Sluice makes (written into Redis by hand).
         var odd: [String: Entry] = [:]
@@ -105,9 +105,31 @@ public final class RuntimeKeyTable: Sendable {
 
     /// Replaces every key (a full read of the registry).
     public func replaceAll(_ records: [String: RuntimeKey]) {
-        var fresh = State()
-        fresh.entries.reserveCapacity(records.count)
-        for (id, record) in records { fresh.put(id, record) }
+        var fresh = Builder()
+        for (id, record) in records { fresh.add(id, record) }
+        self.replaceAll(fresh)
+    }
+
+    /// A whole table built apart (a full read of the registry, page by page) and then put in
+    /// force at once: no record is held twice while it is built.
+    public struct Builder: Sendable {
+        fileprivate var state = State()
+
+        /// An empty table.
+        public init() {}
+
+        /// Adds one key (a later one with the same id wins).
+        public mutating func add(_ id: String, _ record: RuntimeKey) {
+            self.state.put(id, record)
+        }
+
+        /// Keys added so far.
+        public var count: Int { self.state.entries.count + self.state.odd.count }
+    }
+
+    /// Replaces every key with those of `builder`.
+    public func replaceAll(_ builder: Builder) {
+        let fresh = builder.state
         self.state.withLock {
             $0 = fresh
             self.storedCount.store(fresh.entries.count + fresh.odd.count, ordering: .relaxed)
