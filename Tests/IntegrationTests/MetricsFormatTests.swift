@@ -144,7 +144,8 @@ struct MetricsFormatTests {
         let reload = try await HTTPTestClient.request(
             port: adminPort, method: "POST", path: "/admin/v1/reload", headers: ["Authorization": "Bearer metrics-token"], body: ""
         )
-        #expect(reload.status == 200, "\(reload.text)")
+        #expect(reload.status == 200 && reload.json["status"] as? String == "reloaded", "\(reload.text)")
+        #expect(reload.json["plans"] as? Int == 3 && reload.json["api_keys"] as? Int == 2, "\(reload.text)")
         let afterReload = try await Self.scrape(adminPort)
         let reloadCheck = try await Self.check(afterReload)
         #expect(reloadCheck.status == 0 && reloadCheck.output.isEmpty, "promtool after reload:\n\(reloadCheck.output)")

@@ -63,12 +63,20 @@ struct OperationsTests {
         let list = try await Self.cli(["keys", "list"], adminPort: adminPort)
         #expect(list.status == 0 && list.output.contains(id) && list.output.contains("from file") && list.output.contains("runtime"))
         let page = try await Self.cli(["keys", "list", "--limit", "1", "--plan", "p", "--json"], adminPort: adminPort)
-        #expect((Self.json(page.output)["keys"] as? [Any])?.count == 1 && Self.json(page.output)["next_cursor"] is String)
+        // Plan p holds the file's key and the one created above: one per page, a cursor to the next.
+        let pageKeys = Self.json(page.output)["keys"] as? [[String: Any]] ?? []
+        #expect(page.status == 0 && pageKeys.count == 1 && pageKeys.first?["plan"] as? String == "p", "\(page.output)")
+        #expect(Self.json(page.output)["next_cursor"] is String)
 
         let inspect = try await Self.cli(["inspect", key], adminPort: adminPort)
         #expect(inspect.status == 0 && inspect.output.contains("throttle") && inspect.output.contains("quota") && inspect.output.contains("used 4"))
         let inspectJSON = try await Self.cli(["inspect", id, "--id", "--json"], adminPort: adminPort)
-        #expect((Self.json(inspectJSON.output)["limits"] as? [[String: Any]])?.count == 2)
+        let inspected = Self.json(inspectJSON.output)
+        let limits = inspected["limits"] as? [[String: Any]] ?? []
+        #expect(inspected["id"] as? String == id && inspected["plan"] as? String == "p", "\(inspectJSON.output)")
+        #expect(limits.compactMap { $0["name"] as? String } == ["throttle", "quota"])
+        // Two admitted checks of cost 2: the burst of 5 has 1 left, the day's quota of 50 has 46.
+        #expect(limits.first?["remaining"] as? Int == 1 && limits.last?["used"] as? Int == 4 && limits.last?["remaining"] as? Int == 46)
 
         let usage = try await Self.cli(["usage", key, "--days", "2", "--json"], adminPort: adminPort)
         let days = Self.json(usage.output)["days"] as? [[String: Any]] ?? []
@@ -76,10 +84,16 @@ struct OperationsTests {
         let usageTable = try await Self.cli(["usage", key], adminPort: adminPort)
         #expect(usageTable.output.contains("USED") && usageTable.output.contains("46"))
 
-        #expect(try await Self.cli(["keys", "move", id, "--plan", "q"], adminPort: adminPort).status == 0)
+        let moved = try await Self.cli(["keys", "move", id, "--plan", "q"], adminPort: adminPort)
+        #expect(moved.status == 0 && moved.output.contains(id) && moved.output.contains("plan q"), "\(moved.output)")
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"\#(key)","cost":0}"#).json["plan"] as? String == "q")
-        #expect(try await Self.cli(["keys", "revoke", id], adminPort: adminPort).output.contains("revoked"))
+        let afterMove = try await Self.cli(["keys", "list", "--plan", "q", "--json"], adminPort: adminPort)
+        #expect((Self.json(afterMove.output)["keys"] as? [[String: Any]])?.contains { $0["id"] as? String == id } == true, "\(afterMove.output)")
+        let revoked = try await Self.cli(["keys", "revoke", id], adminPort: adminPort)
+        #expect(revoked.status == 0 && revoked.output.contains("revoked") && revoked.output.contains(id), "\(revoked.output)")
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"\#(key)"}"#).json["denied_by"] as? String == "unknown_api_key")
+        let inspectRevoked = try await Self.cli(["inspect", id, "--id"], adminPort: adminPort)
+        #expect(inspectRevoked.status == 1 && inspectRevoked.output.contains("unknown_key"), "\(inspectRevoked.output)")
 
         let wrongToken = try await Self.cli(["keys", "list"], adminPort: adminPort, token: "nope")
         #expect(wrongToken.status == 1 && wrongToken.output.contains("invalid_token"))
@@ -115,9 +129,15 @@ struct OperationsTests {
         _ = try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"stranger"}"#)
         #expect(allowed == 5 && denied == 3)
         let auth = ["Authorization": "Bearer ops-token"]
-        #expect(try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "").status == 200)
+        let reloaded = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
+        #expect(reloaded.status == 200 && reloaded.json["status"] as? String == "reloaded", "\(reloaded.text)")
+        #expect(reloaded.json["plans"] as? Int == 2 && reloaded.json["api_keys"] as? Int == 1)
+        // Refused with the check-config message naming the key path (a throttle needs a burst).
         try "plans: { p: { throttle: { rate: 0 } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
-        #expect(try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "").status == 400)
+        let refused = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
+        let refusal = refused.json["error"] as? [String: Any]
+        #expect(refused.status == 400 && refusal?["code"] as? String == "invalid_config", "\(refused.text)")
+        #expect((refusal?["message"] as? String)?.contains("plans.p.throttle.burst: is required") == true, "\(refused.text)")
         let metrics = try await HTTPTestClient.request(port: adminPort, path: "/metrics")
         let parsed = try await offCooperativePool {
             try Subprocess.run(python, [PythonTools.script("parse_metrics.py")], input: metrics.text)
@@ -133,6 +153,10 @@ struct OperationsTests {
         #expect(samples["sluice_config_reloads_total{result=success}"] as? Double == 1)
         #expect(samples["sluice_config_reloads_total{result=failure}"] as? Double == 1)
         #expect(samples["sluice_runtime_keys"] as? Double == 0)
+        // The refused file did not replace the running config: plan q and its burst of 9 are still there.
+        let stillQ = try await HTTPTestClient.request(port: adminPort, path: "/admin/v1/plans", headers: auth)
+        #expect((stillQ.json["plans"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["p", "q"], "\(stillQ.text)")
+        #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"file-key","cost":0}"#).json["plan"] as? String == "p")
         #expect(await sluice.terminate() == 0)
     }
 }

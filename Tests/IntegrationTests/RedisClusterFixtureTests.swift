@@ -6,8 +6,19 @@ import Testing
 /// Every test reads the topology live, so the order they run in does not matter.
 @Suite("Redis Cluster fixture (three masters, three replicas)", .serialized, ClusterGroupScope())
 struct RedisClusterFixtureTests {
-    /// A hash tag no other test uses, so the keys of one test share a slot.
-    static func tag() -> String { "{fixture-\(UUID().uuidString.prefix(8))}" }
+    /// The suite's seed (printed once): the hash tags come from it, and a tag's slot decides which
+    /// master a test migrates from or kills, so `SLUICE_TEST_SEED=<seed>` replays a run's choices.
+    static let random = Result { try SeededRandom.Suite("RedisClusterFixtureTests") }
+
+    /// A hash tag no other test uses (each test draws from its own stream of the suite's seed),
+    /// so the keys of one test share a slot.
+    static func tag(_ test: String = #function) throws -> String {
+        let suite = try Self.random.get()
+        var generator = suite.generator(for: test)
+        let tag = "{fixture-\(String(generator.next(), radix: 16))}"
+        print("\(test): hash tag \(tag) (seed \(suite.seed))")
+        return tag
+    }
 
     /// `seconds.ss` for the timing lines.
     static func seconds(_ duration: Duration) -> String {
@@ -42,7 +53,7 @@ struct RedisClusterFixtureTests {
     @Test("a key written through redis-cli -c lands on the master serving its slot")
     func keyLandsOnOwner() async throws {
         let group = try ClusterGroupScope.current()
-        let key = "\(Self.tag()):k"
+        let key = "\(try Self.tag()):k"
         let slot = try await group.keySlot(key)
         let owner = try await group.node(owningSlot: slot)
         // Written through a node that does not serve the slot: redis-cli follows the MOVED.
@@ -56,7 +67,7 @@ struct RedisClusterFixtureTests {
     @Test("migrateSlot moves a slot with its three keys to another master; they read there")
     func migrateSlot() async throws {
         let group = try ClusterGroupScope.current()
-        let tag = Self.tag()
+        let tag = try Self.tag()
         let keys = (1...3).map { "\(tag):k\($0)" }
         let slot = try await group.keySlot(keys[0])
         let source = try await group.node(owningSlot: slot)
@@ -82,7 +93,7 @@ struct RedisClusterFixtureTests {
     @Test("a migration in steps: the source answers while keys are still there, ASK once they moved, MOVED after")
     func migrationInSteps() async throws {
         let group = try ClusterGroupScope.current()
-        let tag = Self.tag()
+        let tag = try Self.tag()
         let slot = try await group.keySlot("\(tag):a")
         let source = try await group.node(owningSlot: slot)
         let target = try #require(try await group.masters().first { $0.node != source }?.node)
@@ -109,7 +120,7 @@ struct RedisClusterFixtureTests {
     @Test("a killed master: its replica takes over and the cluster is ok; restarted, it rejoins as that replica's replica")
     func killedMasterFailsOver() async throws {
         let group = try ClusterGroupScope.current()
-        let key = "\(Self.tag()):k"
+        let key = "\(try Self.tag()):k"
         let slot = try await group.keySlot(key)
         let master = try await group.node(owningSlot: slot)
         let replica = try #require(try await group.replica(of: master))

@@ -329,16 +329,19 @@ struct AdminListenerTests {
             (try? await HTTPTestClient.request(port: adminPort, path: "/admin/v1/plans", headers: auth, timeout: 1))?.status == 200
         }
         #expect(up != nil, "\(sluice.log)")
-        #expect(try await HTTPTestClient.request(port: sluice.port, path: "/admin/v1/plans", headers: auth).status == 404)
+        let notHere = try await HTTPTestClient.request(port: sluice.port, path: "/admin/v1/plans", headers: auth)
+        #expect(notHere.status == 404 && (notHere.json["error"] as? [String: Any])?["code"] as? String == "not_found", "\(notHere.text)")
+        #expect(notHere.json["plans"] == nil)
 
         try (base + "api_keys: [ { key: a, plan: p }, { key: b, plan: p } ]\n").write(to: sluice.configPath, atomically: true, encoding: .utf8)
         let reloaded = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
-        #expect(reloaded.status == 200 && reloaded.json["api_keys"] as? Int == 2)
+        #expect(reloaded.status == 200 && reloaded.json["status"] as? String == "reloaded" && reloaded.json["api_keys"] as? Int == 2)
+        #expect(reloaded.json["plans"] as? Int == 1)
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"b"}"#).json["plan"] as? String == "p")
 
         try "plans: { p: { quota: { limit: 5, period: year } } }\n".write(to: sluice.configPath, atomically: true, encoding: .utf8)
         let rejected = try await HTTPTestClient.request(port: adminPort, method: "POST", path: "/admin/v1/reload", headers: auth, body: "")
-        #expect(rejected.status == 400)
+        #expect(rejected.status == 400 && (rejected.json["error"] as? [String: Any])?["code"] as? String == "invalid_config")
         let message = (rejected.json["error"] as? [String: Any])?["message"] as? String ?? ""
         #expect(message.contains("plans.p.quota.period: must be day, week or month"))
         #expect(try await HTTPTestClient.check(port: sluice.port, #"{"api_key":"b"}"#).json["plan"] as? String == "p")

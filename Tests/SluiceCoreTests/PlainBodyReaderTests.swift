@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 @testable import SluiceCore
@@ -59,9 +60,12 @@ struct PlainBodyReaderTests {
         #expect(CheckRequest.plainBody(Data(bytes)) == nil)
     }
 
+    /// Seeded (`SluiceTestSupport.SeededRandom`): the seed is printed and named in every failure;
+    /// `SLUICE_TEST_SEED=<seed>` replays a run.
     @Test("random bodies: the hand reader never disagrees with the decoder")
-    func random() {
-        var generator = SystemRandomNumberGenerator()
+    func random() throws {
+        var generator = try SeededRandom.forTest("PlainBodyReaderTests.random")
+        let seed = generator.seed
         let pieces = [
             "{", "}", "\"api_key\"", "\"route\"", "\"cost\"", ":", ",", " ", "\"k\"", "\"POST /v1/x\"", "1", "0", "12", "-", ".", "e",
             "null", "true", "\"\\n\"", "[", "]", "\"x\"", "007", "\"é\"",
@@ -72,7 +76,7 @@ struct PlainBodyReaderTests {
                 body += pieces.randomElement(using: &generator)!
             }
             let (fast, reference) = self.both(body)
-            #expect(fast == reference, "\(body)")
+            #expect(fast == reference, "\(body) (seed \(seed))")
         }
         // Well-formed bodies with random field order, spacing and values.
         for _ in 0..<2000 {
@@ -83,9 +87,9 @@ struct PlainBodyReaderTests {
             fields.shuffle(using: &generator)
             let space = [" ", "", "\n", "\t"].randomElement(using: &generator)!
             let body = "{" + space + fields.joined(separator: space + "," + space) + space + "}"
-            #expect(CheckRequest.plainBody(Data(body.utf8)) != nil, "\(body)")
+            #expect(CheckRequest.plainBody(Data(body.utf8)) != nil, "\(body) (seed \(seed))")
             let (fast, reference) = self.both(body)
-            #expect(fast == reference, "\(body)")
+            #expect(fast == reference, "\(body) (seed \(seed))")
         }
     }
 }

@@ -38,9 +38,16 @@ struct AdminKeysTests {
             let registry = try await redis.cliAsync("HGETALL", "sluice:registry:{keys}")
             #expect(registry.contains(ServerHarness.keyID(key)) && !registry.contains(key))
             #expect(try await redis.cliAsync("TTL", "sluice:registry:{keys}") == "-1")
+            // The new key reads back as created (the raw key is not part of a key's view).
+            let shown = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID(key))")
+            #expect(shown.status == .ok && shown.json["id"] as? String == ServerHarness.keyID(key) && shown.json["plan"] as? String == "pro")
+            #expect(shown.json["name"] as? String == "team a" && shown.json["source"] as? String == "runtime")
+            #expect(shown.json["created"] as? String == created.json["created"] as? String && shown.json["api_key"] == nil)
 
             let given = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"basic","api_key":"chosen-key"}"#)
             #expect(given.status == .created && given.json["api_key"] as? String == "chosen-key" && given.json["name"] is NSNull)
+            #expect(given.json["id"] as? String == ServerHarness.keyID("chosen-key") && given.json["plan"] as? String == "basic")
+            #expect(try await h.check(key: "chosen-key", cost: 0).json["plan"] as? String == "basic")
             let again = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"chosen-key"}"#)
             #expect(again.status == .conflict && again.errorCode == "key_exists")
             let clash = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"config-key"}"#)
@@ -53,8 +60,16 @@ struct AdminKeysTests {
                 #expect(answer.status == .badRequest && answer.errorCode == "invalid_body", "\(bad)")
             }
             let longName = String(repeating: "n", count: 201)
-            #expect(try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","name":"\#(longName)"}"#).status == .badRequest)
-            #expect(try await h.admin("/admin/v1/keys", method: .post, token: nil, body: #"{"plan":"pro"}"#).status == .unauthorized)
+            let long = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","name":"\#(longName)"}"#)
+            #expect(long.status == .badRequest && long.errorCode == "invalid_body", "\(long.text)")
+            let anonymous = try await h.admin("/admin/v1/keys", method: .post, token: nil, body: #"{"plan":"pro","api_key":"sneaky"}"#)
+            #expect(anonymous.status == .unauthorized && anonymous.errorCode == "missing_token")
+            // None of the refused requests created or changed a key: the two created above are
+            // all the registry holds, chosen-key kept its plan, and the config key still decides.
+            #expect(try await redis.cliAsync("HLEN", "sluice:registry:{keys}") == "2")
+            #expect(try await h.check(key: "sneaky", cost: 0).deniedBy == "unknown_api_key")
+            #expect(try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("chosen-key"))").json["plan"] as? String == "basic")
+            #expect(try await h.check(key: "config-key", cost: 0).json["plan"] as? String == "basic")
         }
     }
 
@@ -95,8 +110,12 @@ struct AdminKeysTests {
                 #expect(try await h.admin("/admin/v1/keys?\(bad)").errorCode == "invalid_query")
             }
             let one = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("list-0"))")
-            #expect(one.status == .ok && one.json["plan"] as? String == "pro")
-            #expect(try await h.admin("/admin/v1/keys/unknown-id").status == .notFound)
+            #expect(one.status == .ok && one.json["id"] as? String == ServerHarness.keyID("list-0") && one.json["plan"] as? String == "pro")
+            #expect(one.json["source"] as? String == "runtime" && one.json["name"] is NSNull && (one.json["created"] as? String)?.hasSuffix("Z") == true)
+            let configOne = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("config-key"))")
+            #expect(configOne.json["plan"] as? String == "basic" && configOne.json["source"] as? String == "config" && configOne.json["name"] as? String == "from the file")
+            let unknown = try await h.admin("/admin/v1/keys/unknown-id")
+            #expect(unknown.status == .notFound && unknown.errorCode == "unknown_key")
         }
     }
 
@@ -104,24 +123,46 @@ struct AdminKeysTests {
     func moveAndRevoke() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try Self.config(redis)) { h in
-            _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"mover"}"#)
+            let created = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"mover","name":"m"}"#)
+            #expect(created.status == .created && created.json["plan"] as? String == "pro")
+            #expect(try await h.check(key: "mover", cost: 0).json["plan"] as? String == "pro")
             let id = ServerHarness.keyID("mover")
             let moved = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"basic"}"#)
-            #expect(moved.status == .ok && moved.json["plan"] as? String == "basic")
-            #expect(try await h.check(key: "mover").json["plan"] as? String == "basic")
+            #expect(moved.status == .ok && moved.json["plan"] as? String == "basic" && moved.json["id"] as? String == id)
+            // The rest of the record is kept: name, creation time, source.
+            #expect(moved.json["name"] as? String == "m" && moved.json["source"] as? String == "runtime")
+            #expect(moved.json["created"] as? String == created.json["created"] as? String)
+            // Visible afterwards to the admin API and to decisions (basic's burst of 3, not pro's 20).
+            #expect(try await h.admin("/admin/v1/keys/\(id)").json["plan"] as? String == "basic")
+            let afterMove = try await h.check(key: "mover")
+            #expect(afterMove.json["plan"] as? String == "basic" && afterMove.remaining(of: "throttle") == 2)
             let toNowhere = try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{"plan":"nope"}"#)
             // 409, not 404: the key exists; the plan named is what the config lacks.
             #expect(toNowhere.status == .conflict && toNowhere.errorCode == "unknown_plan")
             #expect(try await h.admin("/admin/v1/keys/\(id)", method: .put, body: #"{}"#).errorCode == "invalid_body")
+            // Refused moves changed nothing.
+            #expect(try await h.admin("/admin/v1/keys/\(id)").json["plan"] as? String == "basic")
             let configID = ServerHarness.keyID("config-key")
-            #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .put, body: #"{"plan":"pro"}"#).errorCode == "config_key")
-            #expect(try await h.admin("/admin/v1/keys/\(configID)", method: .delete).errorCode == "config_key")
-            #expect(try await h.admin("/admin/v1/keys/no-such-id", method: .put, body: #"{"plan":"pro"}"#).status == .notFound)
+            let configMove = try await h.admin("/admin/v1/keys/\(configID)", method: .put, body: #"{"plan":"pro"}"#)
+            #expect(configMove.status == .conflict && configMove.errorCode == "config_key")
+            let configRevoke = try await h.admin("/admin/v1/keys/\(configID)", method: .delete)
+            #expect(configRevoke.status == .conflict && configRevoke.errorCode == "config_key")
+            #expect(try await h.check(key: "config-key", cost: 0).json["plan"] as? String == "basic")
+            let nowhere = try await h.admin("/admin/v1/keys/no-such-id", method: .put, body: #"{"plan":"pro"}"#)
+            #expect(nowhere.status == .notFound && nowhere.errorCode == "unknown_key")
+            #expect(try await redis.cliAsync("HEXISTS", "sluice:registry:{keys}", "no-such-id") == "0")
 
             let revoked = try await h.admin("/admin/v1/keys/\(id)", method: .delete)
-            #expect(revoked.status == .noContent)
+            #expect(revoked.status == .noContent && revoked.text.isEmpty)
             let refused = try await h.check(key: "mover")
             #expect(refused.allowed == false && refused.deniedBy == "unknown_api_key")
+            // Gone from the admin API too: no view, not listed, unknown to a lookup.
+            let gone = try await h.admin("/admin/v1/keys/\(id)")
+            #expect(gone.status == .notFound && gone.errorCode == "unknown_key")
+            let listed = try #require(try await h.admin("/admin/v1/keys").json["keys"] as? [[String: Any]])
+            #expect(!listed.contains { $0["id"] as? String == id } && listed.count == 2)
+            let lookup = try await h.admin("/admin/v1/keys/lookup", method: .post, body: #"{"api_key":"mover"}"#)
+            #expect(lookup.json["id"] as? String == id && lookup.json["known"] as? Bool == false)
             #expect(try await h.admin("/admin/v1/keys/\(id)", method: .delete).errorCode == "unknown_key")
             #expect(try await redis.cliAsync("HLEN", "sluice:registry:{keys}") == "0")
         }
@@ -166,11 +207,20 @@ struct AdminKeysTests {
             // Reset all: full burst, quota untouched window. The key's state still reads.
             let all = try await h.admin("/admin/v1/keys/\(id)/state/reset", method: .post)
             #expect(all.status == .ok && all.json["reset"] as? [String] == ["throttle", "quota", "route:POST /v1/predict"])
-            #expect(try await h.admin("/admin/v1/keys/\(id)/state").status == .ok)
+            // Read back: every limit full, and no state key left (ttl_ms -2): a full bucket or an
+            // unused window has no key (docs/ARCHITECTURE.md, Redis key layout; invariant 5).
+            let afterAll = try await h.admin("/admin/v1/keys/\(id)/state")
+            #expect(afterAll.status == .ok && afterAll.json["id"] as? String == id)
+            let reread = try #require(afterAll.json["limits"] as? [[String: Any]])
+            #expect(reread.compactMap { $0["remaining"] as? Int } == [3, 10, 2], "\(afterAll.text)")
+            #expect(reread.compactMap { $0["ttl_ms"] as? Int } == [-2, -2, -2])
+            #expect(reread[1]["used"] as? Int == 0 && reread[0]["tokens"] as? Double == 3)
             let full = try await h.check(key: "config-key")
             #expect(full.allowed == true && full.remaining(of: "throttle") == 2 && full.remaining(of: "quota") == 9)
-            #expect(try await h.admin("/admin/v1/keys/unknown/state").status == .notFound)
-            #expect(try await h.admin("/admin/v1/keys/unknown/state/reset", method: .post).status == .notFound)
+            let unknownState = try await h.admin("/admin/v1/keys/unknown/state")
+            #expect(unknownState.status == .notFound && unknownState.errorCode == "unknown_key")
+            let unknownReset = try await h.admin("/admin/v1/keys/unknown/state/reset", method: .post)
+            #expect(unknownReset.status == .notFound && unknownReset.errorCode == "unknown_key")
         }
     }
 
@@ -205,7 +255,9 @@ struct AdminKeysTests {
             #expect(next.limits.first { $0["name"] as? String == "quota" }?["limit"] as? Int == 15)
             #expect(next.remaining(of: "quota") == 11)
             let set = try await h.admin("/admin/v1/keys/\(id)/quota", method: .post, body: #"{"remaining":1}"#)
-            #expect(set.json["remaining"] as? Int == 1 && set.json["limit"] as? Int == 5)
+            // 4 used (3 + 1): one more remaining makes the window's limit 5, an extension of -5.
+            #expect(set.status == .ok && set.json["remaining"] as? Int == 1 && set.json["limit"] as? Int == 5)
+            #expect(set.json["used"] as? Int == 4 && set.json["extension"] as? Int == -5 && set.json["base_limit"] as? Int == 10)
             #expect(try await h.check(key: "metered-key").remaining(of: "quota") == 0)
             let denied = try await h.check(key: "metered-key")
             #expect(denied.allowed == false && denied.deniedBy == "quota")
@@ -216,7 +268,12 @@ struct AdminKeysTests {
             _ = try await h.admin("/admin/v1/keys", method: .post, body: #"{"plan":"pro","api_key":"no-quota"}"#)
             let noQuota = try await h.admin("/admin/v1/keys/\(ServerHarness.keyID("no-quota"))/quota", method: .post, body: #"{"add":1}"#)
             #expect(noQuota.status == .conflict && noQuota.errorCode == "no_quota")
-            #expect(try await h.admin("/admin/v1/keys/unknown/quota", method: .post, body: #"{"add":1}"#).status == .notFound)
+            let unknown = try await h.admin("/admin/v1/keys/unknown/quota", method: .post, body: #"{"add":1}"#)
+            #expect(unknown.status == .notFound && unknown.errorCode == "unknown_key")
+            // The refused changes left the window as the last accepted one made it.
+            let state = try #require(try await h.admin("/admin/v1/keys/\(id)/state").json["limits"] as? [[String: Any]])
+            let quotaState = try #require(state.first { $0["name"] as? String == "quota" })
+            #expect(quotaState["limit"] as? Int == 5 && quotaState["used"] as? Int == 5 && quotaState["remaining"] as? Int == 0)
         }
     }
 
@@ -232,7 +289,9 @@ struct AdminKeysTests {
             }
             #expect(admitted == 8)
             let usage = try await h.admin("/admin/v1/keys/\(id)/usage?days=3")
-            #expect(usage.status == .ok)
+            #expect(usage.status == .ok && usage.json["id"] as? String == id && usage.json["plan"] as? String == "metered")
+            let quota = usage.json["quota"] as? [String: Any]
+            #expect(quota?["limit"] as? Int == 10 && quota?["offset_hours"] as? Int == 2)
             let days = try #require(usage.json["days"] as? [[String: Any]])
             #expect(days.count == 3)
             #expect(days.compactMap { $0["used"] as? Int }.reduce(0, +) == admitted)

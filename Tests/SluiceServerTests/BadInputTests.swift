@@ -62,14 +62,32 @@ struct BadInputTests {
         }
     }
 
-    @Test("unknown paths and methods answer JSON errors")
+    @Test("unknown paths are 404 not_found; a known path with another method is 405 method_not_allowed with Allow")
     func notFound() async throws {
         let redis = try await RedisServer.start()
         try await ServerHarness.run(try ServerHarness.config(Self.yaml, redis: redis)) { h in
             let missing = try await h.get("/v2/nothing")
             #expect(missing.status == .notFound && missing.errorCode == "not_found")
-            let wrongMethod = try await h.get("/v1/check")
-            #expect(wrongMethod.status.code >= 400 && wrongMethod.status.code < 500 && wrongMethod.errorCode != nil)
+            #expect(missing.header("Content-Type") == "application/json" && missing.header("Allow") == nil)
+            // ErrorMiddleware turns the router's 404 for a path KnownRoutes lists into a 405 with
+            // the path's methods in Allow (RFC 9110 §15.5.6) and the JSON error shape.
+            let cases: [(HTTPRequest.Method, String, String)] = [
+                (.get, "/v1/check", "POST"),
+                (.put, "/v1/check/batch", "POST"),
+                (.delete, "/healthz", "GET"),
+                (.post, "/readyz", "GET"),
+            ]
+            for (method, path, allow) in cases {
+                let wrong = try await h.send(path, method: method, headers: [.contentType: "application/json"], body: method == .get ? nil : "{}")
+                #expect(wrong.status == .methodNotAllowed, "\(method) \(path): \(wrong.status) \(wrong.text)")
+                #expect(wrong.header("Allow") == allow, "\(method) \(path)")
+                #expect(wrong.errorCode == "method_not_allowed", "\(method) \(path): \(wrong.text)")
+                #expect(wrong.header("Content-Type") == "application/json")
+                let message = (wrong.json["error"] as? [String: Any])?["message"] as? String
+                #expect(message == "\(method.rawValue) is not allowed here; use \(allow)", "\(wrong.text)")
+            }
+            // The refused GET consumed nothing.
+            #expect(try await h.check(key: "k", cost: 0).remaining == 3)
         }
     }
 }

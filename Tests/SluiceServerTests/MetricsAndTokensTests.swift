@@ -137,9 +137,10 @@ struct MetricsAndTokensTests {
             #expect(wrong.status == .unauthorized && wrong.errorCode == "invalid_client_token")
             headers[HTTPField.Name("X-Sluice-Token")!] = "gw-token"
             #expect(try await h.send("/v1/check", method: .post, headers: headers, body: body).allowed == true)
-            #expect(try await h.send("/v1/check/batch", method: .post, headers: headers, body: #"{"checks":[\#(body)]}"#).status == .ok)
+            let batchWith = try await h.send("/v1/check/batch", method: .post, headers: headers, body: #"{"checks":[\#(body)]}"#)
+            #expect(batchWith.status == .ok && (batchWith.json["results"] as? [[String: Any]])?.first?["allowed"] as? Bool == true)
             let batchWithout = try await h.send("/v1/check/batch", method: .post, headers: [.contentType: "application/json"], body: #"{"checks":[]}"#)
-            #expect(batchWithout.status == .unauthorized)
+            #expect(batchWithout.status == .unauthorized && batchWithout.errorCode == "missing_client_token")
             let authWithout = try await h.send("/v1/auth", method: .get, headers: [HTTPField.Name("X-API-Key")!: "k"], body: nil)
             #expect(authWithout.status == .unauthorized && authWithout.errorCode == "missing_client_token")
             let authWith = try await h.send(
@@ -147,8 +148,10 @@ struct MetricsAndTokensTests {
             )
             #expect(authWith.status == .noContent)
             // Health and metrics need no client token.
-            #expect(try await h.get("/healthz").status == .ok)
-            #expect(try await h.get("/metrics").status == .ok)
+            let health = try await h.get("/healthz")
+            #expect(health.status == .ok && health.json["status"] as? String == "ok", "\(health.text)")
+            let metrics = try await h.get("/metrics")
+            #expect(metrics.status == .ok && metrics.text.contains("# TYPE sluice_decisions_total counter"))
             // Nothing was counted for refused requests: 2 allowed checks (check + batch) out of a burst of 5, then /v1/auth.
             #expect(try await h.send("/v1/check", method: .post, headers: headers, body: body).remaining == 1)
         }

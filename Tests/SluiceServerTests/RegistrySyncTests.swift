@@ -24,11 +24,13 @@ struct RegistrySyncTests {
                 try await Self.waitForSubscribers(redis, 2)
                 #expect(try await b.check(key: "shared-key").deniedBy == "unknown_api_key")
                 let created = try await a.admin("/admin/v1/keys", method: .post, body: #"{"plan":"small","api_key":"shared-key"}"#)
-                #expect(created.status == .created)
+                #expect(created.status == .created && created.json["id"] as? String == ServerHarness.keyID("shared-key"))
+                #expect(created.json["plan"] as? String == "small")
                 let accepted = try await poll(.seconds(1)) { try await b.check(key: "shared-key", cost: 0).allowed == true }
                 #expect(accepted != nil, "B did not accept the new key within 1 s")
 
-                _ = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))", method: .put, body: #"{"plan":"big"}"#)
+                let put = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))", method: .put, body: #"{"plan":"big"}"#)
+                #expect(put.status == .ok && put.json["plan"] as? String == "big", "\(put.text)")
                 let moved = try await poll(.seconds(1)) {
                     try await b.check(key: "shared-key", cost: 0).json["plan"] as? String == "big"
                 }
@@ -36,6 +38,11 @@ struct RegistrySyncTests {
 
                 let revoked = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))", method: .delete)
                 #expect(revoked.status == .noContent)
+                // B's admin API also stops knowing the key (its mirror, then the registry).
+                let goneOnB = try await poll(.seconds(1)) {
+                    try await b.admin("/admin/v1/keys/\(ServerHarness.keyID("shared-key"))").errorCode == "unknown_key"
+                }
+                #expect(goneOnB != nil, "B's admin API still shows the revoked key after 1 s")
                 let refused = try await poll(.seconds(1)) {
                     try await b.check(key: "shared-key", cost: 0).deniedBy == "unknown_api_key"
                 }
@@ -64,7 +71,8 @@ struct RegistrySyncTests {
                 #expect(try await redis.commandCalls("EVALSHA") == evalBefore, "the denial was answered from B's memory")
                 // ... until A extends the quota.
                 let added = try await a.admin("/admin/v1/keys/\(ServerHarness.keyID("quota-key"))/quota", method: .post, body: #"{"add":3}"#)
-                #expect(added.status == .ok)
+                // 2 of 2 used, 3 more: a limit of 5 for this window, 3 left.
+                #expect(added.status == .ok && added.json["limit"] as? Int == 5 && added.json["remaining"] as? Int == 3, "\(added.text)")
                 let allowed = try await poll(.seconds(1)) { try await b.check(key: "quota-key").allowed == true }
                 #expect(allowed != nil, "B kept denying from memory after the extension")
             }
