@@ -1,4 +1,3 @@
-import DequeModule
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -14,7 +13,8 @@ import SluiceCore
 /// response: idle timeout and graceful shutdown keep working) and before the channel's
 /// async bridge. Responses leave in request order: while a check is being decided, later
 /// requests wait here; while requests passed to Hummingbird await their responses, a
-/// check waits for them.
+/// check waits for them. Which read waits and which goes is ``CheckConnectionStateMachine``'s
+/// call; this handler does what it says and owns the check being collected.
 final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -24,52 +24,67 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parts held back at most before the handler stops asking the socket for more.
     static let maxHeldParts = 256
 
-    private enum State {
-        /// Between requests.
-        case idle
-        /// Forwarding the parts of a request that is not a check.
-        case passing
-        /// Reading a check's body.
-        case collecting(Collecting)
-        /// A check's decision is under way; its response is not written yet.
-        case deciding
-        /// The connection is closing (a `Connection: close` answer was written, or it closed):
-        /// nothing more is handled.
-        case closing
+    /// The ordering rules; events and errors are held as they came (no new existential).
+    typealias StateMachine = CheckConnectionStateMachine<HTTPRequestPart, Any, any Error>
+
+    /// Where a check's outcome comes from.
+    enum Decisions {
+        /// The decider: Redis, on this channel's loop.
+        case decider(Decider)
+        /// Tests: a stand-in called as ``Decider/decisionFuture(_:keyring:on:)`` would be.
+        case stub((CheckRequest, Keyring, any EventLoop) -> EventLoopFuture<Decider.Outcome>)
     }
 
-    /// What was read while it could not be handled yet, kept in order: request parts, and the
-    /// events and errors that must not overtake them (input closed, a decoding error).
-    private enum Held {
-        case part(HTTPRequestPart)
-        case event(Any)
-        case error(any Error)
-    }
-
+    /// A check whose body is being read.
     private struct Collecting {
         let start: ContinuousClock.Instant
         let snapshot: ConfigStore.Snapshot
         var body: ByteBuffer
         var rejected: APIError?
         let closeAfter: Bool
+
+        mutating func append(_ chunk: ByteBuffer) {
+            guard self.rejected == nil else { return }
+            let limit = self.snapshot.config.bounds.maxBodyBytes
+            if self.body.readableBytes + chunk.readableBytes > limit {
+                self.rejected = APIError(InputError.bodyTooLarge(limit))
+                self.body.clear()
+            } else if self.body.readableBytes == 0 {
+                // Most bodies come in one piece: keep it, no copy.
+                self.body = chunk
+            } else {
+                var chunk = chunk
+                self.body.writeBuffer(&chunk)
+            }
+        }
     }
 
-    private let decider: Decider
+    private let decisions: Decisions
+    private let metrics: SluiceMetrics?
     private let store: ConfigStore
     /// False on the admin listener: every request goes to the router, and the handler only
     /// keeps answers in order and turns framing errors into JSON 400s.
     private let answersChecks: Bool
-    private var state: State = .idle
-    /// Requests passed on whose responses have not been written completely.
-    private var passedOutstanding = 0
-    /// Parts read while they could not be handled yet, in order.
-    private var held = Deque<Held>()
-    private var readHeld = false
+    private var machine = StateMachine(maxHeldParts: CheckChannelHandler.maxHeldParts)
+    /// The check being collected (the machine is `collecting`); nil otherwise.
+    private var collecting: Collecting?
+    /// A drain is under way further up the stack: an answer written meanwhile (a decision
+    /// that needed no Redis) leaves the held entries to it instead of draining from within.
+    private var draining = false
     private var context: ChannelHandlerContext?
     private var dateCache = DateHeader()
 
-    init(decider: Decider, store: ConfigStore, answersChecks: Bool = true) {
-        self.decider = decider
+    convenience init(decider: Decider, store: ConfigStore, answersChecks: Bool = true) {
+        self.init(decisions: .decider(decider), store: store, answersChecks: answersChecks)
+    }
+
+    init(decisions: Decisions, store: ConfigStore, answersChecks: Bool = true) {
+        self.decisions = decisions
+        if case .decider(let decider) = decisions {
+            self.metrics = decider.metrics
+        } else {
+            self.metrics = nil
+        }
         self.store = store
         self.answersChecks = answersChecks
     }
@@ -86,128 +101,62 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        if case .closing = self.state { return }
-        if !self.held.isEmpty || !self.canHandle(.part(part)) {
-            self.held.append(.part(part))
-            return
+        let kind: StateMachine.PartKind
+        switch part {
+        case .head(let head): kind = self.answersChecks && Self.isCheck(head) ? .checkHead : .head
+        case .body: kind = .body
+        case .end: kind = .end
         }
-        self.handle(part, context: context)
+        self.perform(self.machine.partRead(part, kind: kind), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if self.held.isEmpty, case .collecting = self.state, let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
-            // The client stopped sending mid-body: the check can never complete.
-            self.respond(error: .incompleteBody, closeAfter: true, context: context)
-            return
-        }
-        // Input closed (the client half-closed) must not reach the router before the answers
-        // to the requests read before it.
-        if !self.held.isEmpty || !self.canHandle(.event(event)) {
-            self.held.append(.event(event))
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+        let inputClosed = (event as? ChannelEvent) == .inputClosed
+        self.perform(self.machine.eventRead(event, inputClosed: inputClosed), context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A decoding error must come after earlier answers too.
-        if !self.held.isEmpty || !self.canHandle(.error(error)) {
-            self.held.append(.error(error))
-            return
-        }
-        self.handle(error: error, context: context)
-    }
-
-    /// An error read when every earlier answer has been written (or mid-check).
-    private func handle(error: any Error, context: ChannelHandlerContext) {
-        switch self.state {
-        case .collecting, .idle:
-            // Malformed framing mid-check, or a request the decoder refused: answered here with
-            // the JSON error (the router's fallback would send an empty 400), then closed, since
-            // nothing after a framing error can be trusted.
-            if error is HTTPParserError {
-                self.respond(error: .malformedRequest(error), closeAfter: true, context: context)
-                return
-            }
-            context.fireErrorCaught(error)
-        case .passing, .deciding, .closing:
-            context.fireErrorCaught(error)
-        }
+        self.perform(self.machine.errorCaught(error, framing: error is HTTPParserError), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.state = .closing
-        self.held.removeAll()
+        self.machine.channelInactive()
+        self.collecting = nil
         context.fireChannelInactive()
     }
 
-    /// Whether `entry` can be handled now without answering out of order.
-    private func canHandle(_ entry: Held) -> Bool {
-        switch self.state {
-        case .deciding, .closing:
-            return false
-        case .idle:
-            switch entry {
-            case .part(.head(let head)) where self.answersChecks && Self.isCheck(head):
-                // A check waits until every response before it has been written.
-                return self.passedOutstanding == 0
-            case .part:
-                return true
-            case .event:
-                // Between requests: the router may act on it once it has answered.
-                return true
-            case .error:
-                // Answered here once the router has answered what came before.
-                return self.passedOutstanding == 0
-            }
-        case .passing:
-            // Mid-request: the router's request is the one the error or event is about.
-            return true
-        case .collecting:
-            // A check being collected is answered before the router sees what follows; a framing
-            // error ends it (answered at once).
-            switch entry {
-            case .part: return true
-            case .error(let error): return error is HTTPParserError
-            case .event: return false
-            }
-        }
-    }
-
-    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
-        switch (self.state, part) {
-        case (.idle, .head(let head)):
-            if self.answersChecks && Self.isCheck(head) {
-                self.state = .collecting(self.begin(head))
-            } else {
-                self.passedOutstanding += 1
-                self.state = .passing
-                context.fireChannelRead(self.wrapInboundOut(part))
-            }
-        case (.passing, .end):
-            self.state = .idle
+    private func perform(_ action: StateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .hold, .drop:
+            break
+        case .forwardPart(let part):
             context.fireChannelRead(self.wrapInboundOut(part))
-        case (.passing, _):
-            context.fireChannelRead(self.wrapInboundOut(part))
-        case (.collecting(var collecting), .body(var chunk)):
-            if collecting.rejected == nil {
-                let limit = collecting.snapshot.config.bounds.maxBodyBytes
-                if collecting.body.readableBytes + chunk.readableBytes > limit {
-                    collecting.rejected = APIError(InputError.bodyTooLarge(limit))
-                    collecting.body.clear()
-                } else if collecting.body.readableBytes == 0 {
-                    // Most bodies come in one piece: keep it, no copy.
-                    collecting.body = chunk
-                } else {
-                    collecting.body.writeBuffer(&chunk)
-                }
+        case .forwardEvent(let event):
+            context.fireUserInboundEventTriggered(event)
+        case .forwardError(let error):
+            context.fireErrorCaught(error)
+        case .beginCheck(let part):
+            if case .head(let head) = part {
+                self.collecting = self.begin(head)
             }
-            self.state = .collecting(collecting)
-        case (.collecting(let collecting), .end):
-            self.state = .deciding
+        case .collectBody(let part):
+            if case .body(let chunk) = part {
+                self.collecting?.append(chunk)
+            }
+        case .decide:
+            guard let collecting = self.collecting else {
+                context.close(promise: nil)
+                return
+            }
+            self.collecting = nil
             self.decide(collecting, context: context)
-        case (.idle, _), (.collecting, .head), (.deciding, _), (.closing, _):
-            // The HTTP decoder never sends these; a request without its head cannot be answered.
+        case .answerMalformed(let error):
+            // Malformed framing mid-check, or a request the decoder refused: answered here with
+            // the JSON error (the router's fallback would send an empty 400), then closed.
+            self.respond(error: .malformedRequest(error), closeAfter: true, context: context)
+        case .answerIncompleteBody:
+            self.respond(error: .incompleteBody, closeAfter: true, context: context)
+        case .close:
             context.close(promise: nil)
         }
     }
@@ -249,8 +198,15 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let start = collecting.start
         let closeAfter = collecting.closeAfter
+        let outcome: EventLoopFuture<Decider.Outcome>
+        switch self.decisions {
+        case .decider(let decider):
+            outcome = decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop)
+        case .stub(let decide):
+            outcome = decide(request, collecting.snapshot.keyring, context.eventLoop)
+        }
         // The Redis connection a check uses lives on this channel's loop, so the hop is free.
-        self.decider.decisionFuture(request, keyring: collecting.snapshot.keyring, on: context.eventLoop)
+        outcome
             .hop(to: context.eventLoop)
             .assumeIsolated()
             .whenComplete { result in
@@ -260,9 +216,8 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers a decided check, unless the connection went away meanwhile.
     private func finish(_ result: Result<Decider.Outcome, any Error>, start: ContinuousClock.Instant, closeAfter: Bool) {
-        defer { self.decider.metrics?.recordCheck(.check, since: start) }
-        guard let context = self.context else { return }
-        if case .closing = self.state { return }
+        defer { self.metrics?.recordCheck(.check, since: start) }
+        guard let context = self.context, self.machine.decisionCompleted() == .answer else { return }
         switch result {
         case .success(.decision(let decision, let styles)):
             let (headers, body) = DecisionResponse.rendered(decision, styles: styles, allocator: context.channel.allocator)
@@ -292,35 +247,35 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(self.wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(body)), promise: nil)
         if closeAfter {
-            self.state = .closing
-            self.held.removeAll()
+            self.machine.answeredAndClosing()
+            self.collecting = nil
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        self.state = .idle
+        self.machine.checkAnswered()
         self.drain(context: context)
     }
 
-    /// Handles held parts, in order, until one has to wait again.
+    /// Handles held entries, in order, until one has to wait again; then reads again if
+    /// reading was withheld and enough has drained.
     private func drain(context: ChannelHandlerContext) {
+        // A check answered during a drain (its decision needed no Redis) returns here, to
+        // the loop below, rather than draining one stack level deeper per check.
+        if self.draining { return }
+        self.draining = true
         var handled = false
-        while let entry = self.held.first, self.canHandle(entry) {
-            self.held.removeFirst()
-            switch entry {
-            case .part(let part): self.handle(part, context: context)
-            case .event(let event): context.fireUserInboundEventTriggered(event)
-            case .error(let error): self.handle(error: error, context: context)
-            }
+        while let action = self.machine.nextHeld() {
+            self.perform(action, context: context)
             handled = true
         }
+        self.draining = false
         if handled {
             // Outside a read cycle: the handlers after this one (the async bridge) deliver
             // what they got on read-complete.
             context.fireChannelReadComplete()
         }
-        if self.readHeld && self.held.count < Self.maxHeldParts {
-            self.readHeld = false
+        if self.machine.resumeReading() {
             context.read()
         }
     }
@@ -341,22 +296,20 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         context.write(data, promise: promise)
-        if case .end = self.unwrapOutboundIn(data), self.passedOutstanding > 0 {
-            // A passed request's response is complete: a check waiting for it may go.
-            self.passedOutstanding -= 1
-            if self.passedOutstanding == 0 && !self.held.isEmpty {
-                self.drain(context: context)
-            }
+        // A passed request's response is complete: a check waiting for it may go.
+        if case .end = self.unwrapOutboundIn(data), self.machine.passedResponseEnded() {
+            self.drain(context: context)
         }
     }
 
     func read(context: ChannelHandlerContext) {
-        // Too much held back: stop reading until it is handled.
-        if self.held.count >= Self.maxHeldParts {
-            self.readHeld = true
-            return
+        switch self.machine.readRequested() {
+        case .read:
+            context.read()
+        case .withhold:
+            // Too much held back: reading resumes once it is handled.
+            break
         }
-        context.read()
     }
 }
 
