@@ -70,6 +70,11 @@ public final class KeyRegistry: Service, Sendable {
     private let seenAhead = Mutex<Int64?>(nil)
     /// The last time the registry was found to have gone back, and how.
     private let rollback = Mutex<(at: Date, what: String)?>(nil)
+    /// Notices handled since freed memory was last given back (a burst of changes leaves its
+    /// replies and decoded records' memory behind).
+    private let noticesSinceTrim = Atomic<Int>(0)
+    /// Notices after which the next position check gives freed memory back.
+    static let noticesPerTrim = 10_000
     /// Redis keeps nothing across a restart (`save` and `appendonly` both off); nil: unknown.
     private let volatileRedis = Mutex<Bool?>(nil)
 
@@ -109,6 +114,10 @@ public final class KeyRegistry: Service, Sendable {
                     while !Task.isCancelled {
                         // Without a connection the commands would fail at once (and count as
                         // Redis errors): the subscription's return reads the registry anyway.
+                        if self.noticesSinceTrim.load(ordering: .relaxed) >= Self.noticesPerTrim {
+                            self.noticesSinceTrim.store(0, ordering: .relaxed)
+                            releaseFreedMemory()
+                        }
                         if self.redis.isConnected {
                             await self.refreshIfChanged()
                             if tick % 10 == 0 {
@@ -152,6 +161,7 @@ public final class KeyRegistry: Service, Sendable {
             if parts.count >= 3, parts[0] == "key", let version = Int64(parts[1]) {
                 let id = String(parts[2])
                 self.cache?.forget(keyID: id)
+                self.noticesSinceTrim.add(1, ordering: .relaxed)
                 // "key <version> <id> <token> <previous token>"; an instance of an earlier
                 // release sends "key <version> <id>" only.
                 let change = parts.count >= 5 ? (token: String(parts[3]), previous: String(parts[4])) : nil
