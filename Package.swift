@@ -45,6 +45,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluiceAdminAPI",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluiceRedis",
             dependencies: [
                 "CHiredis",
@@ -71,6 +76,7 @@ let package = Package(
             dependencies: [
                 "SluiceCore",
                 "SluiceRedis",
+                "SluiceAdminAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -86,11 +92,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "SluiceCLI",
+            dependencies: [
+                "SluiceAdminAPI",
+                "SluiceCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluiceServer",
                 "SluiceCore",
+                "SluiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -106,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceCoreTests",
-            dependencies: ["SluiceCore", "SluiceTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", "SluiceAdminAPI", "SluiceTestSupport", .product(name: "Yams", package: "Yams")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -1,6 +1,8 @@
 import ArgumentParser
+import SluiceCLI
 
-/// The `sluice` command: serve decisions, or check a config file.
+/// The `sluice` command: serve decisions (`serve`, wired here), or the operator commands of
+/// `SluiceCLI` (check a config file, probe health, the admin CLI, import from AWS).
 @main
 struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

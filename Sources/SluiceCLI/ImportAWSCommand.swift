@@ -5,8 +5,9 @@ import SluiceCore
 /// `sluice import-aws`: AWS API Gateway usage plans and API keys, as the aws CLI exports
 /// them, become a Sluice config file; every AWS setting without a Sluice counterpart is
 /// listed on standard error (README, "Coming from AWS API Gateway usage plans").
-struct ImportAWSCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct ImportAWSCommand: ParsableCommand {
+    /// The command's name and help.
+    public static let configuration = CommandConfiguration(
         commandName: "import-aws",
         abstract: "Write a Sluice config from AWS API Gateway usage plans and API keys exported with the aws CLI.",
         discussion: """
@@ -58,7 +59,11 @@ struct ImportAWSCommand: ParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write the config (default: standard output).", valueName: "FILE"))
     var output: String?
 
-    func validate() throws {
+    /// Creates the command (ArgumentParser fills in its arguments).
+    public init() {}
+
+    /// Checks the arguments together.
+    public func validate() throws {
         let inputs = [self.usagePlans, self.apiKeys] + [self.restApis].compactMap { $0 }
             + (try self.pairs(self.usagePlanKeys, flag: "--usage-plan-keys", name: "PLAN_ID")).map(\.file)
             + (try self.pairs(self.stages, flag: "--stages", name: "API_ID")).map(\.file)
@@ -79,7 +84,8 @@ struct ImportAWSCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    /// Runs the command.
+    public func run() throws {
         let export: AWSExport
         let result: AWSImportResult
         do {

@@ -2,9 +2,11 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SluiceAdminAPI
 
 /// A small HTTP/1.1 client for the admin API (plain `http://`: the admin listener is
-/// meant to be private). The token comes from `SLUICE_ADMIN_TOKEN`.
+/// meant to be private). The token comes from `SLUICE_ADMIN_TOKEN`. Bodies are the
+/// ``AdminAPI`` types.
 struct AdminClient {
     /// A failure the command reports and exits non-zero on.
     struct Failure: Error, CustomStringConvertible {
@@ -16,8 +18,18 @@ struct AdminClient {
         let status: Int
         let body: [UInt8]
 
+        /// The body as any JSON, for `--json` (printed as the API sent it).
         var json: Any? { try? JSONSerialization.jsonObject(with: Data(self.body)) }
-        var object: [String: Any] { self.json as? [String: Any] ?? [:] }
+
+        /// The body as one of the API's types.
+        /// - Throws: ``Failure`` when the body is not of that shape.
+        func decode<Body: Decodable>(_ type: Body.Type) throws -> Body {
+            do {
+                return try AdminAPI.decoder().decode(Body.self, from: Data(self.body))
+            } catch {
+                throw Failure(description: "the admin API answered HTTP \(self.status) with an unexpected body: \(error)")
+            }
+        }
     }
 
     let host: String
@@ -36,14 +48,25 @@ struct AdminClient {
         self.token = token
     }
 
-    /// Sends a request and fails on anything but a 2xx, with the API's error code and message.
-    func call(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws -> Answer {
-        let payload = try body.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
-        let answer = try await self.send(method, self.basePath + path, body: payload.map { Array($0) })
+    /// Sends a request with a JSON body and fails on anything but a 2xx, with the API's error
+    /// code and message.
+    func call(_ method: HTTPMethod, _ path: String, body: some Encodable) async throws -> Answer {
+        let payload = try AdminAPI.encoder().encode(body)
+        return try await self.call(method, path, payload: Array(payload))
+    }
+
+    /// Sends a request without a body and fails on anything but a 2xx, with the API's error
+    /// code and message.
+    func call(_ method: HTTPMethod, _ path: String) async throws -> Answer {
+        try await self.call(method, path, payload: nil)
+    }
+
+    private func call(_ method: HTTPMethod, _ path: String, payload: [UInt8]?) async throws -> Answer {
+        let answer = try await self.send(method, self.basePath + path, body: payload)
         guard (200..<300).contains(answer.status) else {
-            let error = answer.object["error"] as? [String: Any]
-            let code = error?["code"] as? String ?? "http_\(answer.status)"
-            let message = error?["message"] as? String ?? String(decoding: answer.body, as: UTF8.self)
+            let error = try? AdminAPI.decoder().decode(AdminAPI.ErrorBody.self, from: Data(answer.body)).error
+            let code = error?.code ?? "http_\(answer.status)"
+            let message = error?.message ?? String(decoding: answer.body, as: UTF8.self)
             throw Failure(description: "\(code) (HTTP \(answer.status)): \(message)")
         }
         return answer
@@ -129,33 +152,5 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.promise.fail(AdminClient.Failure(description: "admin API connection failed: \(error)"))
         context.close(promise: nil)
-    }
-}
-
-/// Renders rows as a left-aligned text table with a header row.
-enum TextTable {
-    static func render(_ header: [String], _ rows: [[String]]) -> String {
-        var widths = header.map(\.count)
-        for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count {
-                widths[index] = max(widths[index], cell.count)
-            }
-        }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-        }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n")
-    }
-
-    /// A JSON value as table text.
-    static func cell(_ value: Any?) -> String {
-        switch value {
-        case nil, is NSNull: return "-"
-        case let text as String: return text
-        case let number as NSNumber: return number.stringValue
-        default: return "\(value!)"
-        }
     }
 }
