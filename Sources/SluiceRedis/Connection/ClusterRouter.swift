@@ -261,8 +261,9 @@ final class ClusterRouter: @unchecked Sendable {
         }
         var next = routed
         next.retries += 1
+        let retry = next
         self.eventLoop.scheduleTask(in: wait) { [self] in
-            self.dispatch([next], deadline: deadline, promises: [promise])
+            self.dispatch([retry], deadline: deadline, promises: [promise])
         }
     }
 }
