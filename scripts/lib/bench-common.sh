@@ -103,3 +103,33 @@ bench_section_header() {  # title command
   echo
   echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), load on the same machine."
 }
+
+# utime + stime of whole processes (every thread), in clock ticks, as JSON: NAME=PID, or
+# NAME=PID:tree for PID and every process below it (nginx's master and workers). See
+# bench_tools.py cpu-sample.
+bench_cpu_sample() {  # NAME=PID[:tree]...
+  python3 "$BENCH_TOOLS" cpu-sample "$@"
+}
+
+# A sentence for a section when the sources built differ from the commit named in its header
+# (other sessions editing the tree), else nothing.
+bench_tree_note() {
+  local changed
+  changed="$(git -C "$(sluice_root)" status --porcelain -- Sources Package.swift Package.resolved 2>/dev/null | awk '{print $2}' | paste -sd, - | sed 's/,/, /g')"
+  if [ -n "$changed" ] && [ -z "${BENCH_BIN:-}" ]; then
+    echo
+    echo "The tree built had uncommitted changes against that commit in: $changed."
+  fi
+}
+
+# The path of one of Sluice's Lua scripts (prelude.lua, decide.lua, registry.lua...), wherever
+# under Sources it lives.
+bench_lua_path() {  # name
+  local path
+  path="$(find "$(sluice_root)/Sources" -name "$1" -type f | sort | head -1)"
+  if [ -z "$path" ]; then
+    echo "error: no $1 under Sources" >&2
+    return 1
+  fi
+  echo "$path"
+}
