@@ -42,6 +42,14 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            // Each script's source beside the Swift that calls it and reads its reply.
+            resources: [
+                .embedInCode("Scripts/prelude.lua"),
+                .embedInCode("Scripts/Decide/decide.lua"),
+                .embedInCode("Scripts/State/inspect.lua"),
+                .embedInCode("Scripts/State/quota.lua"),
+                .embedInCode("Scripts/Registry/registry.lua"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -61,13 +69,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ],
-            resources: [
-                .embedInCode("Lua/prelude.lua"),
-                .embedInCode("Lua/decide.lua"),
-                .embedInCode("Lua/inspect.lua"),
-                .embedInCode("Lua/quota.lua"),
-                .embedInCode("Lua/registry.lua"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -132,7 +133,8 @@ let package = Package(
         .testTarget(
             name: "SluiceRedisTests",
             dependencies: [
-                "SluiceRedis", "SluiceCore", "SluiceTestSupport",
+                // SluiceServer: Sluice's scripts as Redis scripts (`RedisScript.decide` ...).
+                "SluiceRedis", "SluiceCore", "SluiceServer", "SluiceTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

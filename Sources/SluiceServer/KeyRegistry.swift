@@ -13,7 +13,8 @@ import Synchronization
 /// (the one namespace without TTLs, docs/ARCHITECTURE.md, invariant 5) and mirrored in every instance's
 /// memory, so `/v1/check` resolves runtime keys with no Redis round trip.
 ///
-/// Changes go through `registry.lua` (hash + version + change token + notice, atomically).
+/// Changes go through `registry.lua` (hash + version + change token + notice, atomically;
+/// its call, reply and notices are ``RegistryScript``'s, in SluiceCore).
 /// Every instance hears of them on a pub/sub channel within milliseconds and applies each one
 /// alone (one HGET), in order. Once a second it compares the registry's position (version and
 /// the token of its last change) with its own, as a safety net for lost notices and for a
@@ -23,12 +24,6 @@ import Synchronization
 /// state notices (admin reset, quota change), on which instances drop the key's remembered
 /// denials.
 public final class KeyRegistry: Service, Sendable {
-    /// The hash of runtime keys: key id → JSON record.
-    public static let hashKey = "sluice:registry:{keys}"
-    /// The registry's version, bumped by every change.
-    public static let versionKey = "sluice:registry:{keys}:version"
-    /// The token of the registry's last change (`registry.lua`).
-    public static let tokenKey = "sluice:registry:{keys}:token"
     /// How often the position is compared, as a safety net for lost notices and rollbacks.
     public static let refreshInterval: Duration = .seconds(1)
     /// Fields per `HSCAN` page of a full read.
@@ -54,7 +49,7 @@ public final class KeyRegistry: Service, Sendable {
     struct PendingChange: Sendable {
         var id: String
         var record: RuntimeKey?
-        var change: (token: String, previous: String)?
+        var change: RegistryScript.Change?
     }
 
     /// Changes ahead of the mirror, by version, waiting for the ones between (at most
@@ -84,7 +79,7 @@ public final class KeyRegistry: Service, Sendable {
         self.store = store
         self.cache = cache
         self.logger = logger
-        let channel = "sluice:registry:events:\(redis.configuration.database)"
+        let channel = RegistryScript.channel(database: redis.configuration.database)
         self.channel = channel
         // The subscriber's events are handled after init, through a weak hop.
         let box = WeakBox()
@@ -157,17 +152,15 @@ public final class KeyRegistry: Service, Sendable {
         case .lost:
             break
         case .message(let payload):
-            let parts = String(decoding: payload, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
-            if parts.count >= 3, parts[0] == "key", let version = Int64(parts[1]) {
-                let id = String(parts[2])
+            switch RegistryScript.Notice(payload: payload) {
+            case .key(let version, let id, let change):
                 self.cache?.forget(keyID: id)
                 self.noticesSinceTrim.add(1, ordering: .relaxed)
-                // "key <version> <id> <token> <previous token>"; an instance of an earlier
-                // release sends "key <version> <id>" only.
-                let change = parts.count >= 5 ? (token: String(parts[3]), previous: String(parts[4])) : nil
                 await self.apply(id: id, version: version, change: change)
-            } else if parts.count == 2, parts[0] == "state" {
-                self.cache?.forget(keyID: String(parts[1]))
+            case .state(let id):
+                self.cache?.forget(keyID: id)
+            case nil:
+                break
             }
         }
     }
@@ -175,7 +168,7 @@ public final class KeyRegistry: Service, Sendable {
     /// The registry's position in Redis now (one MGET).
     /// - Throws: the Redis client's error.
     func remotePosition() async throws -> Position {
-        let reply = try await self.redis.command(["MGET", RedisArgument(Self.versionKey), RedisArgument(Self.tokenKey)])
+        let reply = try await self.redis.command(["MGET", RedisArgument(RegistryScript.versionKey), RedisArgument(RegistryScript.tokenKey)])
         let values = reply.array ?? []
         let version = values.first.flatMap { $0.string.flatMap { Int64($0) } ?? $0.int } ?? 0
         let token = values.dropFirst().first?.string ?? ""
@@ -263,7 +256,7 @@ public final class KeyRegistry: Service, Sendable {
         var cursor = "0"
         repeat {
             let reply = try await self.redis.command([
-                "HSCAN", RedisArgument(Self.hashKey), RedisArgument(cursor), "COUNT", RedisArgument(String(Self.pageSize)),
+                "HSCAN", RedisArgument(RegistryScript.hashKey), RedisArgument(cursor), "COUNT", RedisArgument(String(Self.pageSize)),
             ])
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let page = parts[1].array else {
                 throw DecisionScript.MalformedReply(description: "HSCAN returned \(reply)")
@@ -283,7 +276,7 @@ public final class KeyRegistry: Service, Sendable {
     /// Applies change `version` of key `id` alone (one HGET) when it comes right after the
     /// mirrored position, or keeps it until the changes before it come; a change that does not
     /// fit the mirrored history (another previous token) makes everything be read again.
-    private func apply(id: String, version: Int64, change: (token: String, previous: String)?) async {
+    private func apply(id: String, version: Int64, change: RegistryScript.Change?) async {
         guard let mirrored = self.position.withLock({ $0 }) else {
             await self.reloadAll()
             return
@@ -314,7 +307,7 @@ public final class KeyRegistry: Service, Sendable {
     /// Puts change `version` (key `id` becomes `record`, or goes) in force if it is the next one
     /// after the mirrored position, then every kept change that follows it: O(1) a change,
     /// whatever the registry's size. A change further ahead is kept for later.
-    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64, change: (token: String, previous: String)?) -> Applied {
+    private func applyInOrder(id: String, record: RuntimeKey?, version: Int64, change: RegistryScript.Change?) -> Applied {
         self.position.withLock { mirrored -> Applied in
             guard let current = mirrored else { return .conflict }
             if version <= current.version { return .inForce }
@@ -379,39 +372,28 @@ public final class KeyRegistry: Service, Sendable {
     /// The runtime key `id` as Redis holds it now (nil: none), read with one HGET.
     /// - Throws: the Redis client's error.
     public func record(id: String) async throws -> RuntimeKey? {
-        Self.decode(try await self.redis.command(["HGET", RedisArgument(Self.hashKey), RedisArgument(id)]))
+        Self.decode(try await self.redis.command(["HGET", RedisArgument(RegistryScript.hashKey), RedisArgument(id)]))
     }
 
     private static func decode(_ reply: RedisReply) -> RuntimeKey? {
         guard case .bulk(let bytes) = reply else { return nil }
-        return try? JSONDecoder().decode(RuntimeKey.self, from: Data(bytes))
+        return RegistryScript.record(from: bytes)
     }
-
-    /// A change `registry.lua` refused: the id exists (create) or does not (update, delete).
-    public struct Refused: Error {}
 
     /// Creates, replaces or deletes (nil record) a runtime key in Redis, then in this
     /// instance's mirror at once; other instances follow the notice.
-    /// - Throws: ``Refused``, or the Redis client's error.
-    public func change(_ operation: Operation, id: String, record: RuntimeKey?) async throws {
-        var arguments: [RedisArgument] = [RedisArgument(operation.rawValue), RedisArgument(id)]
-        if let record {
-            arguments.append(RedisArgument(bytes: Array(try JSONEncoder().encode(record))))
-        } else {
-            arguments.append("")
-        }
-        arguments.append(RedisArgument(self.channel))
+    /// - Throws: ``RegistryScript/Refused``, or the Redis client's error.
+    public func change(_ operation: RegistryScript.Operation, id: String, record: RuntimeKey?) async throws {
+        let call = try RegistryScript.call(operation, id: id, record: record, channel: self.channel)
         let reply = try await self.redis.run(
-            .registry, keys: [RedisArgument(Self.hashKey), RedisArgument(Self.versionKey), RedisArgument(Self.tokenKey)], arguments: arguments
+            .registry, keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
         )
-        let values = reply.array ?? []
-        guard values.count == 4, values[0].int == 1, let version = values[1].int else { throw Refused() }
-        let change = (token: values[2].string ?? "", previous: values[3].string ?? "")
+        let result = try RegistryScript.result((reply.array ?? []).map { (integer: $0.int, text: $0.string) })
         self.cache?.forget(keyID: id)
         // This instance sees its own change at once, unless newer changes are already
         // mirrored (then the change is in them) or earlier ones are still on their way (their
         // notices, or the replies of this instance's other changes, come within milliseconds).
-        switch self.applyInOrder(id: id, record: record, version: version, change: change) {
+        switch self.applyInOrder(id: id, record: record, version: result.version, change: result.change) {
         case .applied, .inForce:
             return
         case .conflict:
@@ -421,25 +403,18 @@ public final class KeyRegistry: Service, Sendable {
             // everything (notices were lost).
             let deadline = ContinuousClock.now + .seconds(1)
             while ContinuousClock.now < deadline {
-                if let mirrored = self.position.withLock({ $0 }), mirrored.version >= version { return }
+                if let mirrored = self.position.withLock({ $0 }), mirrored.version >= result.version { return }
                 try? await Task.sleep(for: .milliseconds(2))
             }
             await self.reloadAll()
         }
     }
 
-    /// What ``change(_:id:record:)`` does.
-    public enum Operation: String, Sendable {
-        case create
-        case update
-        case delete
-    }
-
     /// Tells every instance that a key's limit state changed (reset, quota change), so
     /// they drop its remembered denials; this instance drops them at once.
     public func stateChanged(id: String) async {
         self.cache?.forget(keyID: id)
-        _ = try? await self.redis.command(["PUBLISH", RedisArgument(self.channel), RedisArgument("state " + id)])
+        _ = try? await self.redis.command(["PUBLISH", RedisArgument(self.channel), RedisArgument(RegistryScript.Notice.state(id: id).text)])
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SluiceCore
+import SluiceServer
 import SluiceTestSupport
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import SluiceServer
 import SluiceTestSupport
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SluiceCore
+import SluiceServer
 import SluiceTestSupport
 import Testing
 

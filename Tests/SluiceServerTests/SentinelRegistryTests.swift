@@ -92,7 +92,7 @@ struct SentinelRegistryTests {
             let info = try await replica.cliAsync("INFO", "replication")
             guard info.contains("master_port:\(master.port)"), info.contains("master_link_status:up") else { return false }
             for (key, held) in keys {
-                let exists = try await replica.cliAsync("HEXISTS", KeyRegistry.hashKey, ServerHarness.keyID(key))
+                let exists = try await replica.cliAsync("HEXISTS", RegistryScript.hashKey, ServerHarness.keyID(key))
                 if exists != (held ? "1" : "0") { return false }
             }
             return true
@@ -235,7 +235,7 @@ struct SentinelRegistryTests {
                 try await RegistryRecoveryTests.create(a, "failover-lost-1")
                 try await RegistryRecoveryTests.create(a, "failover-lost-2")
                 #expect(try await RegistryRecoveryTests.settles(b, "failover-lost-2", known: true))
-                let lagged = try await replica.cliAsync("HEXISTS", KeyRegistry.hashKey, ServerHarness.keyID("failover-lost-2"))
+                let lagged = try await replica.cliAsync("HEXISTS", RegistryScript.hashKey, ServerHarness.keyID("failover-lost-2"))
                 try #require(lagged == "0", "the replica did not lag")
 
                 // The master crashes; the sentinels promote the replica, which never got the two keys.

@@ -2,6 +2,8 @@ import Crypto
 
 /// A Lua script run with EVALSHA. Its SHA-1 is computed once, here, so every
 /// connection can call it without asking Redis; connections SCRIPT LOAD it on connect.
+/// Sluice's own scripts live in SluiceCore (`Scripts/`, with their calls and replies);
+/// SluiceServer makes them `RedisScript`s (`RedisScript.decide` ...).
 public struct RedisScript: Sendable, Hashable {
     /// A name for logs.
     public let name: String
@@ -22,22 +24,4 @@ public struct RedisScript: Sendable, Hashable {
         }.joined()
         self.sha1Argument = RedisArgument(self.sha1)
     }
-
-    /// A script of Sluice's: `Lua/prelude.lua` (shared helpers) followed by its own file,
-    /// both embedded in the binary at build time.
-    private static func sluice(_ name: String, _ body: [UInt8]) -> RedisScript {
-        RedisScript(name: name, source: String(decoding: PackageResources.prelude_lua + [0x0A] + body, as: UTF8.self))
-    }
-
-    /// The decision script (`Lua/decide.lua`).
-    public static let decide = sluice("decide", PackageResources.decide_lua)
-    /// Reads limit state without consuming (`Lua/inspect.lua`).
-    public static let inspect = sluice("inspect", PackageResources.inspect_lua)
-    /// Extends or sets a quota's current window (`Lua/quota.lua`).
-    public static let quota = sluice("quota", PackageResources.quota_lua)
-    /// Changes the runtime key registry (`Lua/registry.lua`).
-    public static let registry = sluice("registry", PackageResources.registry_lua)
-
-    /// Every script Sluice runs, loaded on each connection.
-    public static let all: [RedisScript] = [.decide, .inspect, .quota, .registry]
 }

@@ -116,10 +116,10 @@ extension AdminRoutes {
     }
 
     /// A registry change, its refusal answered with `refused`, a Redis failure with 503.
-    private func change(_ operation: KeyRegistry.Operation, id: String, record: RuntimeKey?, refused: APIError) async throws {
+    private func change(_ operation: RegistryScript.Operation, id: String, record: RuntimeKey?, refused: APIError) async throws {
         do {
             try await self.registry.change(operation, id: id, record: record)
-        } catch is KeyRegistry.Refused {
+        } catch is RegistryScript.Refused {
             throw refused
         } catch {
             throw Self.backend(error)

@@ -1,7 +1,12 @@
 /// Inputs and outputs of the scripts operators use on one key's state: `inspect.lua`
 /// (read every limit without consuming) and `quota.lua` (extend or set a quota's
-/// remaining units for the current window).
+/// remaining units for the current window), both beside this file.
 public enum StateScripts {
+    /// Reads limit state without consuming: `prelude.lua` + `inspect.lua`.
+    public static let inspectScript = LuaScript(name: "inspect", body: PackageResources.inspect_lua)
+    /// Extends or sets a quota's current window: `prelude.lua` + `quota.lua`.
+    public static let quotaScript = LuaScript(name: "quota", body: PackageResources.quota_lua)
+
     /// KEYS and ARGV of a script call, as ``DecisionScript`` makes them.
     public typealias Call = DecisionScript.Call
     /// A reply that does not match the call.

@@ -1,6 +1,9 @@
-/// The inputs and outputs of the decision script (`decide.lua`): what to send for
-/// one request, and how to read its reply.
+/// The inputs and outputs of the decision script (`decide.lua`, beside this file): what to
+/// send for one request, and how to read its reply.
 public enum DecisionScript {
+    /// The decision script: `prelude.lua` + `decide.lua`.
+    public static let script = LuaScript(name: "decide", body: PackageResources.decide_lua)
+
     /// KEYS and ARGV of one script call, as the bytes sent to Redis, assembled from
     /// bytes built once per config load.
     public struct Call: Sendable, Hashable {
