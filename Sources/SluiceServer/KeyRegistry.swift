@@ -60,9 +60,9 @@ public final class KeyRegistry: Service, Sendable {
     private let position = Mutex<Position?>(nil)
     /// Changes heard out of order, by version (guarded by their own lock, taken inside `position`'s).
     private let pending = Mutex<[Int64: PendingChange]>([:])
-    /// The registry version the last position check found ahead of the mirror, if any: if the
-    /// mirror has not reached it by the next check, notices were lost.
-    private let seenAhead = Mutex<Int64?>(nil)
+    /// How long a position check that finds the registry ahead of the mirror waits for the
+    /// notices on their way before it takes them for lost.
+    static let noticeGrace: Duration = .milliseconds(250)
     /// The last time the registry was found to have gone back, and how.
     private let rollback = Mutex<(at: Date, what: String)?>(nil)
     /// Notices handled since freed memory was last given back (a burst of changes leaves its
@@ -183,18 +183,13 @@ public final class KeyRegistry: Service, Sendable {
         let mirrored = self.position.withLock { $0 }
         guard let remote = try? await self.remotePosition() else { return }
         guard self.position.withLock({ $0 }) == mirrored else { return }
-        if remote == mirrored {
-            self.seenAhead.withLock { $0 = nil }
-            return
-        }
+        if remote == mirrored { return }
         if let mirrored, remote.version > mirrored.version {
-            // Changes made since may still be on their way (a notice, a reply): wait one
-            // check. A mirror still short of what the last check saw has lost notices.
-            let lost = self.seenAhead.withLock { seen -> Bool in
-                defer { seen = remote.version }
-                return seen.map { mirrored.version < $0 } ?? false
-            }
-            if !lost { return }
+            // Changes made since may still be on their way (a notice, this instance's own reply):
+            // they come within milliseconds. A mirror still short of that version a moment later
+            // has lost notices.
+            try? await Task.sleep(for: Self.noticeGrace)
+            if let caughtUp = self.position.withLock({ $0 }), caughtUp.version >= remote.version { return }
             self.logger.info(
                 "runtime key registry notices were missed; reading it again",
                 metadata: ["mirrored_version": "\(mirrored.version)", "redis_version": "\(remote.version)"]
@@ -235,7 +230,6 @@ public final class KeyRegistry: Service, Sendable {
                     self.drainPending(&mirrored)
                     return true
                 }
-                self.seenAhead.withLock { $0 = nil }
                 // The read's pages, replies and decoded records are freed now: give the memory
                 // back to the system rather than keep the peak of a large registry's read.
                 releaseFreedMemory()

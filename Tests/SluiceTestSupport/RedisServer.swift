@@ -112,7 +112,9 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     private func waitUntilReady() throws {
-        let deadline = Date().addingTimeInterval(10)
+        // Wide: when a whole suite starts its clusters, sentinels and gateways at once on two
+        // cores, a fresh redis-server has been seen to take over 10 s to answer.
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if !self.process.isRunning {
                 let log = (try? String(contentsOf: self.directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
@@ -123,7 +125,7 @@ public final class RedisServer: @unchecked Sendable {
             }
             usleep(20_000)
         }
-        throw TestSupportError("redis-server on port \(self.port) did not answer PING within 10 s")
+        throw TestSupportError("redis-server on port \(self.port) did not answer PING within 30 s")
     }
 
     private static func launch(port: Int, directory: URL, arguments: [String]) throws -> Process {
