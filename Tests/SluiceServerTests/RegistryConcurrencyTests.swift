@@ -45,7 +45,7 @@ struct RegistryConcurrencyTests {
             let after = try await redis.commandCalls()
             #expect(after["hscan", default: 0] == before["hscan", default: 0], "a full read of the registry ran: \(before["hscan", default: 0]) → \(after["hscan", default: 0])")
             // Both mirrors hold exactly what Redis holds.
-            let ids = try await redis.cliAsync("HKEYS", KeyRegistryKeys.hash).split(separator: "\n").count
+            let ids = try await redis.cliAsync("HKEYS", RegistryScript.hashKey).split(separator: "\n").count
             #expect(ids == 1 + 8 * 12 - 8 * 3)
             for h in [a, b] {
                 for client in 0..<8 {
@@ -57,8 +57,4 @@ struct RegistryConcurrencyTests {
             }
         }
     }
-}
-
-enum KeyRegistryKeys {
-    static let hash = "sluice:registry:{keys}"
 }

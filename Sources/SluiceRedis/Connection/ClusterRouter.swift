@@ -159,43 +159,61 @@ final class ClusterRouter: @unchecked Sendable {
             for promise in promises { promise.fail(SluiceRedisError.shutdown("the Redis client is shut down")) }
             return
         }
+        // One command (a decision): no grouping to do.
+        if commands.count == 1 {
+            guard let target = self.target(of: commands[0]) else {
+                self.noMaster(commands[0], deadline: deadline, promise: promises[0])
+                return
+            }
+            self.write([(commands[0], promises[0])], to: target, deadline: deadline)
+            return
+        }
         // Per node, in the order first met: what goes to it in one write.
         var order: [RedisAddress] = []
         var groups: [RedisAddress: [(Routed, EventLoopPromise<RedisReply>)]] = [:]
         for (routed, promise) in zip(commands, promises) {
             guard let target = self.target(of: routed) else {
-                self.requestRefresh()
-                let slot = routed.slot.map { "slot \($0)" } ?? "a command without a key"
-                self.retryLater(routed, deadline: deadline, promise: promise, outcome: .failure(SluiceRedisError.unavailable("no Redis Cluster master serves \(slot)")))
+                self.noMaster(routed, deadline: deadline, promise: promise)
                 continue
             }
             if groups[target] == nil { order.append(target) }
             groups[target, default: []].append((routed, promise))
         }
         for target in order {
-            guard let group = groups[target] else { continue }
-            var writes: [ByteBuffer] = []
-            var replies: [EventLoopPromise<RedisReply>] = []
-            var answers: [(Routed, EventLoopPromise<RedisReply>, EventLoopFuture<RedisReply>)] = []
-            for (routed, promise) in group {
-                for command in routed.prelude {
-                    writes.append(command)
-                    replies.append(self.eventLoop.makePromise(of: RedisReply.self))
-                }
-                if routed.asking != nil {
-                    writes.append(Self.askingCommand)
-                    replies.append(self.eventLoop.makePromise(of: RedisReply.self))
-                }
-                let reply = self.eventLoop.makePromise(of: RedisReply.self)
-                writes.append(routed.command)
-                replies.append(reply)
-                answers.append((routed, promise, reply.futureResult))
+            if let group = groups[target] { self.write(group, to: target, deadline: deadline) }
+        }
+    }
+
+    /// No master is known for `routed`'s slot: asks for the map and tries again later.
+    private func noMaster(_ routed: Routed, deadline: NIODeadline, promise: EventLoopPromise<RedisReply>) {
+        self.requestRefresh()
+        let slot = routed.slot.map { "slot \($0)" } ?? "a command without a key"
+        self.retryLater(routed, deadline: deadline, promise: promise, outcome: .failure(SluiceRedisError.unavailable("no Redis Cluster master serves \(slot)")))
+    }
+
+    /// Writes `group` to `target` in one go, each command after its prelude (and `ASKING`).
+    private func write(_ group: [(Routed, EventLoopPromise<RedisReply>)], to target: RedisAddress, deadline: NIODeadline) {
+        var writes: [ByteBuffer] = []
+        var replies: [EventLoopPromise<RedisReply>] = []
+        var answers: [(Routed, EventLoopPromise<RedisReply>, EventLoopFuture<RedisReply>)] = []
+        for (routed, promise) in group {
+            for command in routed.prelude {
+                writes.append(command)
+                replies.append(self.eventLoop.makePromise(of: RedisReply.self))
             }
-            self.connections(to: target).send(writes, deadline: deadline, promises: replies)
-            for (routed, promise, reply) in answers {
-                reply.whenComplete { result in
-                    self.handle(result, of: routed, from: target, deadline: deadline, promise: promise)
-                }
+            if routed.asking != nil {
+                writes.append(Self.askingCommand)
+                replies.append(self.eventLoop.makePromise(of: RedisReply.self))
+            }
+            let reply = self.eventLoop.makePromise(of: RedisReply.self)
+            writes.append(routed.command)
+            replies.append(reply)
+            answers.append((routed, promise, reply.futureResult))
+        }
+        self.connections(to: target).send(writes, deadline: deadline, promises: replies)
+        for (routed, promise, reply) in answers {
+            reply.whenComplete { result in
+                self.handle(result, of: routed, from: target, deadline: deadline, promise: promise)
             }
         }
     }

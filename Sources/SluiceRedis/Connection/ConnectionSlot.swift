@@ -206,22 +206,12 @@ final class ConnectionSlot: @unchecked Sendable {
         }
         commands.append(("CONFIG GET", ["CONFIG", "GET", "maxmemory-policy"]))
 
-        var futures: [EventLoopFuture<RedisReply>] = []
-        for command in commands {
-            let promise = self.eventLoop.makePromise(of: RedisReply.self)
-            do {
-                connection.send(try RESPEncoder.encode(command.arguments), deadline: deadline, promise: promise)
-            } catch {
-                promise.fail(error)
-            }
-            futures.append(promise.futureResult)
-        }
         let scripts = self.shared.scripts
         let status = self.shared.status
         let logger = self.logger
         let names = commands.map(\.name)
         let address = self.address.map { "\($0)" } ?? "?"
-        return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop).flatMapThrowing { replies in
+        return connection.send(commands.map(\.arguments), deadline: deadline).flatMapThrowing { replies in
             var scriptIndex = 0
             for (name, reply) in zip(names, replies) {
                 switch name {

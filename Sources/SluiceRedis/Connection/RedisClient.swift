@@ -257,7 +257,7 @@ public final class RedisClient: Service, Sendable {
     public func send(_ arguments: [RedisArgument], on eventLoop: (any EventLoop)? = nil) -> EventLoopFuture<RedisReply> {
         let route = self.route(for: eventLoop)
         do {
-            return self.send(encoded: try RESPEncoder.encode(arguments), slot: self.slot(ofKey: Self.key(of: arguments)), route: route)
+            return self.send(encoded: try RESPEncoder.encode(arguments), slot: self.isCluster ? self.slot(ofKey: Self.key(of: arguments)) : nil, route: route)
         } catch {
             return route.eventLoop.makeFailedFuture(error)
         }

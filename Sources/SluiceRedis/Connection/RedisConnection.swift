@@ -70,6 +70,23 @@ final class RedisConnection: @unchecked Sendable {
         self.handler.send(command, promise: promise, deadline: deadline)
     }
 
+    /// Writes commands in order (a handshake, a one-off question); the future holds every reply,
+    /// error replies included, or fails with the first command that got none by `deadline`.
+    func send(_ commands: [[RedisArgument]], deadline: NIODeadline) -> EventLoopFuture<[RedisReply]> {
+        var futures: [EventLoopFuture<RedisReply>] = []
+        futures.reserveCapacity(commands.count)
+        for command in commands {
+            let promise = self.eventLoop.makePromise(of: RedisReply.self)
+            do {
+                self.send(try RESPEncoder.encode(command), deadline: deadline, promise: promise)
+            } catch {
+                promise.fail(error)
+            }
+            futures.append(promise.futureResult)
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: self.eventLoop)
+    }
+
     /// Closes the connection; waiting callers fail.
     func close() {
         self.channel.close(promise: nil)

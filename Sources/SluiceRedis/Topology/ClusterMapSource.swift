@@ -146,7 +146,7 @@ final class ClusterMapSource: Sendable {
             var commands: [[RedisArgument]] = []
             if let auth = self.configuration.authCommand { commands.append(auth) }
             commands.append(["CLUSTER", "SHARDS"])
-            let replies = Self.send(commands, on: connection, deadline: deadline)
+            let replies = connection.send(commands, deadline: deadline)
             return replies.flatMap { replies -> EventLoopFuture<ClusterSlotMap> in
                 if replies.count == 2, let error = replies[0].errorMessage {
                     return eventLoop.makeFailedFuture(SluiceRedisError.handshakeFailed("AUTH failed: \(error)"))
@@ -155,7 +155,7 @@ final class ClusterMapSource: Sendable {
                 guard shards.errorMessage != nil else {
                     return eventLoop.makeCompletedFuture { try Self.usable(ClusterSlotMap.fromShards(shards, askedNode: node, tls: tls)) }
                 }
-                return Self.send([["CLUSTER", "SLOTS"]], on: connection, deadline: deadline).flatMapThrowing { replies in
+                return connection.send([["CLUSTER", "SLOTS"]], deadline: deadline).flatMapThrowing { replies in
                     if let error = replies[0].errorMessage {
                         throw SluiceRedisError.handshakeFailed("CLUSTER SLOTS failed (is this node in a cluster?): \(error)")
                     }
@@ -170,20 +170,6 @@ final class ClusterMapSource: Sendable {
             throw SluiceRedisError.unavailable("the node knows no master for any slot")
         }
         return map
-    }
-
-    private static func send(_ commands: [[RedisArgument]], on connection: RedisConnection, deadline: NIODeadline) -> EventLoopFuture<[RedisReply]> {
-        var futures: [EventLoopFuture<RedisReply>] = []
-        for command in commands {
-            let promise = connection.eventLoop.makePromise(of: RedisReply.self)
-            do {
-                connection.send(try RESPEncoder.encode(command), deadline: deadline, promise: promise)
-            } catch {
-                promise.fail(error)
-            }
-            futures.append(promise.futureResult)
-        }
-        return EventLoopFuture.whenAllSucceed(futures, on: connection.eventLoop)
     }
 
     private static func merge(_ first: [RedisAddress], _ second: [RedisAddress]) -> [RedisAddress] {

@@ -171,17 +171,7 @@ public final class RedisTopology: Sendable {
             var commands: [[RedisArgument]] = []
             if let auth = sentinel.authCommand { commands.append(auth) }
             commands.append(["SENTINEL", "get-master-addr-by-name", RedisArgument(sentinel.masterName)])
-            var futures: [EventLoopFuture<RedisReply>] = []
-            for command in commands {
-                let promise = eventLoop.makePromise(of: RedisReply.self)
-                do {
-                    connection.send(try RESPEncoder.encode(command), deadline: deadline, promise: promise)
-                } catch {
-                    promise.fail(error)
-                }
-                futures.append(promise.futureResult)
-            }
-            return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).flatMapThrowing { replies in
+            return connection.send(commands, deadline: deadline).flatMapThrowing { replies in
                 if replies.count == 2, let error = replies[0].errorMessage {
                     throw SluiceRedisError.handshakeFailed("AUTH on the sentinel failed: \(error)")
                 }
