@@ -49,6 +49,7 @@ let package = Package(
                 .embedInCode("Scripts/State/inspect.lua"),
                 .embedInCode("Scripts/State/quota.lua"),
                 .embedInCode("Scripts/Registry/registry.lua"),
+                .embedInCode("Scripts/Ledger/ledger.lua"),
             ],
             swiftSettings: swiftSettings
         ),

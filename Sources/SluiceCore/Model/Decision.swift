@@ -68,6 +68,9 @@ public struct Decision: Sendable, Hashable {
     public let degraded: Bool
     /// In a shadow plan, the limit that would have denied this (allowed) request.
     public let shadowDeniedBy: String?
+    /// Redis's clock when the script decided (milliseconds since the epoch); nil for answers
+    /// made without Redis. Headers that carry a reset as a time (Anthropic's) count from it.
+    public var nowMs: Int64?
 
     /// Creates a decision.
     public init(

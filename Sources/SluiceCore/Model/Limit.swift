@@ -72,6 +72,10 @@ public struct Quota: Sendable, Hashable {
 public enum LimitUnit: String, Sendable, Hashable {
     case requests
     case tokens
+    /// Cost units (a limit that counts `cost`).
+    case cost
+    /// Requests in flight (the concurrency limit).
+    case concurrentRequests = "concurrent-requests"
 }
 
 /// Extra rate-limit header sets a plan may ask for, besides the IETF fields.
@@ -82,6 +86,9 @@ public enum HeaderStyle: String, Sendable, Hashable, CaseIterable {
     case legacy
     /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, as OpenAI's API sends them.
     case openai
+    /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`,
+    /// as Anthropic's API sends them (reset as an RFC 3339 time).
+    case anthropic
 }
 
 /// One limit as it applies to requests: a named bucket or quota with its Redis key suffix.
@@ -98,19 +105,24 @@ public struct Limit: Sendable, Hashable {
     public let kind: Kind
     /// Suffix of its state key after `sl:{<id>}:`.
     public let keySuffix: String
-    /// What it counts.
+    /// What its headers call its unit.
     public let unit: LimitUnit
+    /// What a request takes from it: its cost in requests, or a dimension of its tokens.
+    public let counts: Dimension
+    /// Its six arguments to the ledger script (kind, three parameters, dimension, name), built once.
+    let ledgerArgumentBytes: [[UInt8]]
     /// Its four arguments to the decision script and its key suffix, as bytes built once:
     /// nothing per request.
     let scriptArgumentBytes: [[UInt8]]
     let keySuffixBytes: [UInt8]
 
     /// Creates a limit.
-    public init(name: String, kind: Kind, keySuffix: String, unit: LimitUnit = .requests) {
+    public init(name: String, kind: Kind, keySuffix: String, unit: LimitUnit = .requests, counts: Dimension = .requests) {
         self.name = name
         self.kind = kind
         self.keySuffix = keySuffix
-        self.unit = unit
+        self.counts = counts
+        self.unit = counts == .requests ? unit : counts.unit
         let arguments: [String]
         switch kind {
         case .bucket(let bucket):
@@ -121,6 +133,7 @@ public struct Limit: Sendable, Hashable {
             arguments = ["q", limit, quota.period.scriptCode, String(quota.offsetHours * 3600)]
         }
         self.scriptArgumentBytes = arguments.map { Array($0.utf8) }
+        self.ledgerArgumentBytes = (arguments + [counts.scriptCode, name]).map { Array($0.utf8) }
         self.keySuffixBytes = Array(keySuffix.utf8)
     }
 
@@ -143,6 +156,12 @@ public struct Limit: Sendable, Hashable {
             }
         }
         return name
+    }
+
+    /// A plan's named limit (config `limits.<name>`), counting `counts`; its state key is
+    /// `sl:{<id>}:n:<name>`.
+    public static func named(_ name: String, kind: Kind, counts: Dimension) -> Limit {
+        Limit(name: name, kind: kind, keySuffix: StateKeys.namedSuffix(name), counts: counts)
     }
 
     /// The limit's capacity: a bucket's burst or a quota's units per window.

@@ -56,14 +56,14 @@ struct RouteRules: Sendable, Hashable {
     let routes: [RouteRule]
     let limitsByRule: [[Limit]]
 
-    init(routes: [RouteRule], throttle: Limit?, quota: Limit?) {
+    init(routes: [RouteRule], throttle: Limit?, quota: Limit?, named: [Limit]) {
         self.routes = routes
         self.limitsByRule = routes.map { rule in
             var limits: [Limit] = []
             if rule.additional, let throttle { limits.append(throttle) }
             limits.append(rule.limit)
             if let quota { limits.append(quota) }
-            return limits
+            return limits + named
         }
     }
 
@@ -106,6 +106,23 @@ public struct Plan: Sendable, Hashable {
     /// The API stages the plan covers, each with its route rules (the plan's `routes` and the
     /// stage's own, all as the stage's buckets); nil: every stage, with the plan's routes.
     public let stages: [String: [RouteRule]]?
+    /// The plan's named limits (config `limits`), each counting one dimension; they apply to
+    /// every request of the key, after the throttle, route and quota.
+    public let namedLimits: [Limit]
+    /// Requests in flight across the fleet, held as leases by reservations; nil: no limit.
+    public let concurrency: ConcurrencyLimit?
+    /// Prices by model (`"*"`: any other model); empty when the plan lists none.
+    public let prices: [String: ModelPrice]
+    /// Whether the plan's decisions go through the ledger script (token limits, concurrency),
+    /// not the plain decision script.
+    public let usesLedger: Bool
+    /// Whether a limit of the plan counts cost units (a request then needs a priced model).
+    public let countsCost: Bool
+    /// The day boundary of the plan's usage record, in seconds after 00:00 UTC: its quota's
+    /// offset, else its first named quota's, else 0.
+    public let usageOffsetSeconds: Int
+    /// Days of per-day usage the ledger script keeps (requests and tokens); 0: none.
+    public let ledgerUsageRetentionDays: Int
 
     private let defaultLimits: [Limit]
     private let planRules: RouteRules
@@ -123,7 +140,10 @@ public struct Plan: Sendable, Hashable {
         headers: Set<HeaderStyle> = [.ietf],
         shadow: Bool = false,
         usageRetentionDays: Int = 0,
-        stages: [String: [RouteRule]]? = nil
+        stages: [String: [RouteRule]]? = nil,
+        namedLimits: [Limit] = [],
+        concurrency: ConcurrencyLimit? = nil,
+        prices: [String: ModelPrice] = [:]
     ) {
         let throttleLimit = throttle.map {
             Limit(name: "throttle", kind: .bucket($0), keySuffix: StateKeys.throttleSuffix, unit: throttleUnit)
@@ -138,10 +158,30 @@ public struct Plan: Sendable, Hashable {
         self.shadow = shadow
         self.usageRetentionDays = quota == nil ? 0 : max(0, usageRetentionDays)
         self.usageArgumentBytes = Array(String(self.usageRetentionDays).utf8)
-        self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 }
-        self.planRules = RouteRules(routes: routes, throttle: throttleLimit, quota: quotaLimit)
+        self.namedLimits = namedLimits
+        self.concurrency = concurrency
+        self.prices = prices
+        self.usesLedger = !namedLimits.isEmpty || concurrency != nil
+        self.countsCost = namedLimits.contains { $0.counts == .cost }
+        var usageOffset = quota.map { $0.offsetHours * 3600 }
+        for limit in namedLimits where usageOffset == nil {
+            if case .quota(let named) = limit.kind { usageOffset = named.offsetHours * 3600 }
+        }
+        self.usageOffsetSeconds = usageOffset ?? 0
+        let hasQuota = quota != nil || namedLimits.contains { if case .quota = $0.kind { return true } else { return false } }
+        self.ledgerUsageRetentionDays = hasQuota || !namedLimits.isEmpty ? max(0, usageRetentionDays) : 0
+        self.defaultLimits = [throttleLimit, quotaLimit].compactMap { $0 } + namedLimits
+        self.planRules = RouteRules(routes: routes, throttle: throttleLimit, quota: quotaLimit, named: namedLimits)
         self.stages = stages
-        self.stageRules = (stages ?? [:]).mapValues { RouteRules(routes: $0, throttle: throttleLimit, quota: quotaLimit) }
+        self.stageRules = (stages ?? [:]).mapValues { RouteRules(routes: $0, throttle: throttleLimit, quota: quotaLimit, named: namedLimits) }
+    }
+
+    /// The price of `model` on this plan: its own, else `"*"`'s; nil when neither is listed.
+    /// A plan without cost limits charges nothing for any model.
+    public func price(for model: String?) -> ModelPrice? {
+        guard self.countsCost else { return .free }
+        if let model, let price = self.prices[model] { return price }
+        return self.prices["*"]
     }
 
     /// The rule that governs a route among the plan's own routes: the most specific matching
@@ -176,7 +216,7 @@ public struct Plan: Sendable, Hashable {
         } else {
             routeLimits = self.routes.map(\.limit)
         }
-        return [self.throttle, self.quota].compactMap { $0 } + routeLimits
+        return [self.throttle, self.quota].compactMap { $0 } + routeLimits + self.namedLimits
     }
 
     private static func limits(in rules: RouteRules, for route: RequestRoute?, default defaultLimits: [Limit]) -> [Limit] {

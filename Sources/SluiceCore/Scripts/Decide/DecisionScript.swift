@@ -105,6 +105,8 @@ public enum DecisionScript {
     /// - Throws: ``MalformedReply`` if the array does not match the limits.
     public static func decision(plan: Plan, limits: [Limit], values: [Int64]) throws -> Decision {
         let result = try self.result(limits: limits, values: values)
-        return Decision.combine(plan: plan.name, allowed: result.allowed, limits: result.limits)
+        var decision = Decision.combine(plan: plan.name, allowed: result.allowed, limits: result.limits)
+        decision.nowMs = values[1]
+        return decision
     }
 }
