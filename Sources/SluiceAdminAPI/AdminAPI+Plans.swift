@@ -15,6 +15,7 @@ extension AdminAPI {
         case legacy
         /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
         case openai
+        case anthropic
     }
 
     /// `GET /admin/v1/plans`: the effective plans, by name.

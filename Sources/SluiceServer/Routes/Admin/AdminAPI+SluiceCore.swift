@@ -38,6 +38,7 @@ extension AdminAPI.HeaderSet {
         case .ietf: self = .ietf
         case .legacy: self = .legacy
         case .openai: self = .openai
+        case .anthropic: self = .anthropic
         }
     }
 }
