@@ -40,6 +40,7 @@ public func buildApplication(
     let store = ConfigStore(config)
     CheckRoute(decider: decider, store: store).register(on: router)
     AuthRoute(decider: decider, store: store).register(on: router)
+    ReservationRoutes(decider: decider, store: store).register(on: router)
     let registry = KeyRegistry(redis: redis, store: store, cache: cache, eventLoopGroup: eventLoopGroup, logger: logger)
     HealthRoutes(redis: redis, store: store, registry: registry).register(on: router)
     var services: [any Service] = [redis, registry]

@@ -49,6 +49,11 @@ public struct Decider: Sendable {
         let cost: Int
         let keys: [RedisArgument]
         let arguments: [RedisArgument]
+        /// Whether the call is to the ledger script (a plan with token limits or a concurrency
+        /// limit), not the decision script.
+        let isLedger: Bool
+
+        var script: RedisScript { self.isLedger ? .ledger : .decide }
     }
 
     /// The steps before Redis: the answer when none is needed (unknown key, no limits,
@@ -83,6 +88,23 @@ public struct Decider: Sendable {
         if limits.isEmpty {
             return .answered(.unlimited(plan: plan.name), headers: plan.headers)
         }
+        if plan.usesLedger {
+            // Token limits: the tokens given (none: each token limit must have one left), priced
+            // by the model. No over-limit cache: a denial depends on the tokens asked for.
+            guard let price = plan.price(for: request.model) else {
+                return .invalid(Self.unknownModel(request.model))
+            }
+            let call = LedgerScript.take(
+                .check, entry: entry, limits: limits, requestUnits: request.cost, tokens: request.tokens ?? .zero, price: price
+            )
+            return .needsRedis(
+                Pending(
+                    entry: entry, limits: limits, cost: request.cost,
+                    keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) },
+                    isLedger: true
+                )
+            )
+        }
         if !plan.shadow, let remembered = self.cache?.lookup(keyID: entry.keyID, limits: limits, cost: request.cost, now: .now) {
             self.metrics?.recordCacheHit()
             return .answered(remembered, headers: plan.headers)
@@ -91,8 +113,18 @@ public struct Decider: Sendable {
         return .needsRedis(
             Pending(
                 entry: entry, limits: limits, cost: request.cost,
-                keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) }
+                keys: call.keys.map { RedisArgument(bytes: $0) }, arguments: call.arguments.map { RedisArgument(bytes: $0) },
+                isLedger: false
             )
+        )
+    }
+
+    /// A request for a model the plan has no price for, on a plan that counts cost.
+    static func unknownModel(_ model: String?) -> InputError {
+        InputError(
+            code: "unknown_model",
+            message: model.map { "the key's plan has no price for model \"\($0)\" and no \"*\" price" }
+                ?? "the key's plan counts cost: name the request's model (the plan has no \"*\" price)"
         )
     }
 
@@ -104,6 +136,13 @@ public struct Decider: Sendable {
         let detail: String
         do {
             let reply = try reply.get()
+            if pending.isLedger, let values = reply.ledgerValues {
+                let result = try LedgerScript.takeResult(
+                    plan: plan, keyID: pending.entry.keyID, limits: pending.limits, reserve: false, values: values
+                )
+                self.metrics?.recordReservationsExpired(plan: plan.name, count: result.reclaimed)
+                return .decision(result.decision, headers: plan.headers)
+            }
             if let values = reply.array?.compactMap({ (element: RedisReply) -> Int64? in element.int }) {
                 let decision = try DecisionScript.decision(plan: plan, limits: pending.limits, values: values)
                 if plan.shadow {
@@ -149,9 +188,16 @@ public struct Decider: Sendable {
             }
         }
         let sentAt = ContinuousClock.now
-        let calls = pending.map { (keys: $0.call.keys, arguments: $0.call.arguments) }
-        let futures = calls.isEmpty ? [] : self.redis.evaluateBatch(.decide, calls: calls, on: eventLoop)
-        for (slot, future) in zip(pending, futures) {
+        // One pipelined write per script: the decision script's calls, then the ledger's.
+        let ordered = pending.filter { !$0.call.isLedger } + pending.filter { $0.call.isLedger }
+        var futures: [EventLoopFuture<RedisReply>] = []
+        for isLedger in [false, true] {
+            let calls = ordered.filter { $0.call.isLedger == isLedger }.map { (keys: $0.call.keys, arguments: $0.call.arguments) }
+            if !calls.isEmpty {
+                futures += self.redis.evaluateBatch(isLedger ? .ledger : .decide, calls: calls, on: eventLoop)
+            }
+        }
+        for (slot, future) in zip(ordered, futures) {
             let reply: Result<RedisReply, any Error>
             do { reply = .success(try await future.get()) } catch { reply = .failure(error) }
             switch self.counted(self.finish(slot.call, reply: reply, sentAt: sentAt)) {
@@ -188,7 +234,7 @@ public struct Decider: Sendable {
         case .needsRedis(let call):
             let sentAt = ContinuousClock.now
             let promise = eventLoop.makePromise(of: Outcome.self)
-            self.redis.evaluate(.decide, keys: call.keys, arguments: call.arguments, on: eventLoop).whenComplete { reply in
+            self.redis.evaluate(call.script, keys: call.keys, arguments: call.arguments, on: eventLoop).whenComplete { reply in
                 promise.succeed(self.counted(self.finish(call, reply: reply, sentAt: sentAt)))
             }
             return promise.futureResult

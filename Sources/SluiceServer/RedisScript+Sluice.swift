@@ -20,6 +20,26 @@ extension RedisScript {
     /// Changes the runtime key registry (`Scripts/Registry/registry.lua`, ``RegistryScript``).
     public static let registry = RedisScript(RegistryScript.script)
 
+    /// Token limits, reservations and leases (`Scripts/Ledger/ledger.lua`, ``LedgerScript``).
+    public static let ledger = RedisScript(LedgerScript.script)
+
     /// Every script Sluice runs, loaded on each connection.
-    public static let all: [RedisScript] = [.decide, .inspect, .quota, .registry]
+    public static let all: [RedisScript] = [.decide, .inspect, .quota, .registry, .ledger]
+}
+
+extension RedisReply {
+    /// An array reply as the ledger script's values (integers and strings); nil otherwise.
+    var ledgerValues: [LedgerScript.Value]? {
+        guard let elements = self.array else { return nil }
+        var values: [LedgerScript.Value] = []
+        values.reserveCapacity(elements.count)
+        for element in elements {
+            switch element {
+            case .integer(let value): values.append(.int(value))
+            case .bulk, .status: values.append(.text(element.string ?? ""))
+            default: return nil
+            }
+        }
+        return values
+    }
 }

@@ -67,13 +67,19 @@ public struct CheckRequest: Sendable, Hashable {
     public let cost: Int
     /// The API stage the request is for (`"mlApi/prod"`), if one was given.
     public let stage: String?
+    /// The model the request is for, if one was given (prices a cost limit).
+    public let model: String?
+    /// Known token usage to admit and charge at once (plans with token limits), if given.
+    public let tokens: TokenCounts?
 
     /// Creates a request; use ``parse(json:bounds:)`` for untrusted input.
-    public init(apiKey: String, route: RequestRoute?, cost: Int, stage: String? = nil) {
+    public init(apiKey: String, route: RequestRoute?, cost: Int, stage: String? = nil, model: String? = nil, tokens: TokenCounts? = nil) {
         self.apiKey = apiKey
         self.route = route
         self.cost = cost
         self.stage = stage
+        self.model = model
+        self.tokens = tokens
     }
 
     /// Longest accepted stage name, in bytes.
@@ -324,12 +330,16 @@ public struct CheckRequest: Sendable, Hashable {
             case route
             case cost
             case stage
+            case model
+            case tokens
         }
 
         var apiKey: String?
         var route: String?
         var cost: Int?
         var stage: String?
+        var model: String?
+        var tokens: TokenCountsBody?
 
         init() {}
 
@@ -350,6 +360,8 @@ public struct CheckRequest: Sendable, Hashable {
             } catch {
                 throw InputError(code: "invalid_stage", message: "stage must be a string like \"mlApi/prod\"")
             }
+            self.model = try TokenCountsBody.model(in: container, forKey: .model)
+            self.tokens = try TokenCountsBody.decode(in: container, forKey: .tokens, field: "tokens")
             do {
                 self.cost = try container.decodeIfPresent(Int.self, forKey: .cost)
             } catch {
@@ -393,7 +405,10 @@ public struct CheckRequest: Sendable, Hashable {
             if let stage = self.stage, let problem = CheckRequest.stageProblem(stage) {
                 throw InputError(code: "invalid_stage", message: problem)
             }
-            return CheckRequest(apiKey: apiKey, route: route, cost: cost, stage: self.stage)
+            return CheckRequest(
+                apiKey: apiKey, route: route, cost: cost, stage: self.stage, model: self.model,
+                tokens: try self.tokens?.validated(field: "tokens", bounds: bounds)
+            )
         }
     }
 }

@@ -41,6 +41,19 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         public static let cacheEntries = "sluice_over_limit_cache_entries"
         /// Runtime API keys known to this instance (sampled at scrape).
         public static let runtimeKeys = "sluice_runtime_keys"
+        /// Reservations, by `plan` and `event` (opened, settled, expired, cancelled).
+        public static let reservations = "sluice_reservations_total"
+        /// Tokens of settled reservations against their estimates, by `plan` and `kind`
+        /// (refunded: estimated and not used; overrun: used beyond the estimate).
+        public static let reservationTokens = "sluice_reservation_tokens_total"
+    }
+
+    /// Reservation events, for ``Name/reservations``.
+    public enum ReservationEvent: String, Sendable, CaseIterable {
+        case opened
+        case settled
+        case expired
+        case cancelled
     }
 
     /// The `# HELP` text of each metric, by name. One text per name: the registry refuses
@@ -57,6 +70,8 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         Name.redisReconnects: "Redis connections re-established after a loss.",
         Name.clusterRedirects: "Redis Cluster commands redirected (MOVED, ASK) or sent again after a wait (TRYAGAIN, CLUSTERDOWN, a master without a connection), by kind.",
         Name.configReloads: "Config reloads (SIGHUP or the admin API), by result.",
+        Name.reservations: "Reservations opened, settled, expired (counted at their estimate when a later call on the key reclaims them) and cancelled, by plan.",
+        Name.reservationTokens: "Total tokens of settled reservations against their estimates: refunded (estimated, not used) and overrun (used beyond the estimate), by plan.",
         Name.cacheHits: "Decisions answered from the local over-limit cache, without Redis.",
         Name.cacheEntries: "Entries in the local over-limit cache, sampled at scrape.",
         Name.runtimeKeys: "Runtime API keys this instance knows, sampled at scrape.",
@@ -77,6 +92,8 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         case check
         case batch
         case auth
+        case reserve
+        case settle
     }
 
     /// Every `kind` a Redis failure can be counted under: the client's error codes, an
@@ -215,7 +232,16 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
         guard isNew else { return }
         for plan in plans {
             var limits = plan.allLimits.map(\.name)
-            if plan.throttle == nil && plan.quota == nil {
+            if plan.concurrency != nil {
+                limits.append(ConcurrencyLimit.name)
+            }
+            for event in ReservationEvent.allCases {
+                _ = self.counter(Name.reservations, [("plan", plan.name), ("event", event.rawValue)])
+            }
+            for kind in ["refunded", "overrun"] {
+                _ = self.counter(Name.reservationTokens, [("plan", plan.name), ("kind", kind)])
+            }
+            if plan.throttle == nil && plan.quota == nil && plan.namedLimits.isEmpty {
                 // A request no route of the plan matches is allowed with no limit at all.
                 limits.append("")
             }
@@ -272,6 +298,23 @@ public final class SluiceMetrics: RedisClientObserver, Sendable {
     public func recordUnavailable(plan: String) {
         self.increment(DecisionKey(series: .degraded("unavailable"), plan: plan, limit: ""))
         self.increment(DecisionKey(series: .decisions(.unavailable), plan: plan, limit: ""))
+    }
+
+    /// Counts reservation events of a plan.
+    public func recordReservations(_ event: ReservationEvent, plan: String, count: Int = 1) {
+        guard count > 0 else { return }
+        self.counter(Name.reservations, [("plan", plan), ("event", event.rawValue)]).increment(by: Int64(count))
+    }
+
+    /// Counts expired reservations that a call reclaimed.
+    public func recordReservationsExpired(plan: String, count: Int) {
+        self.recordReservations(.expired, plan: plan, count: count)
+    }
+
+    /// Counts tokens refunded and overrun by a settle.
+    public func recordSettledTokens(plan: String, refunded: Int, overrun: Int) {
+        if refunded > 0 { self.counter(Name.reservationTokens, [("plan", plan), ("kind", "refunded")]).increment(by: Int64(refunded)) }
+        if overrun > 0 { self.counter(Name.reservationTokens, [("plan", plan), ("kind", "overrun")]).increment(by: Int64(overrun)) }
     }
 
     /// Counts a decision answered from the over-limit cache.

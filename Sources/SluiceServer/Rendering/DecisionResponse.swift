@@ -38,6 +38,11 @@ enum DecisionResponse {
 
     /// The decision's JSON object, as the README's API reference lists its fields.
     static func write(_ decision: Decision, into writer: inout JSONWriter) {
+        self.write(decision, into: &writer) { _ in }
+    }
+
+    /// The decision's JSON object with more fields (a reservation's) before `limits`.
+    static func write(_ decision: Decision, into writer: inout JSONWriter, extra: (inout JSONWriter) -> Void) {
         writer.beginObject()
         writer.field("allowed", decision.allowed)
         writer.field("plan", decision.plan)
@@ -56,6 +61,7 @@ enum DecisionResponse {
             writer.field("shadow_denied", true)
             writer.field("shadow_denied_by", shadowDeniedBy)
         }
+        extra(&writer)
         writer.beginArray("limits")
         for limit in decision.limits {
             writer.beginObject()

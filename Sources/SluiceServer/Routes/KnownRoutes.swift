@@ -7,6 +7,10 @@ enum KnownRoutes {
     static let table: [(segments: [Substring], methods: [HTTPRequest.Method])] = [
         (["v1", "check"], [.post]),
         (["v1", "check", "batch"], [.post]),
+        (["v1", "reserve"], [.post]),
+        (["v1", "settle"], [.post]),
+        (["v1", "reservations", "*"], [.delete]),
+        (["v1", "reservations", "*", "renew"], [.post]),
         (["v1", "auth"], AuthRoute.methods),
         (["v1", "auth", "**"], AuthRoute.methods),
         (["healthz"], [.get]),
