@@ -15,6 +15,7 @@ extension AdminAPI {
         case legacy
         /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
         case openai
+        /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`.
         case anthropic
     }
 
@@ -29,8 +30,8 @@ extension AdminAPI {
         }
     }
 
-    /// One plan as the config in force has it. `throttle`, `quota` and `stages` are left out
-    /// when the plan has none.
+    /// One plan as the config in force has it. `throttle`, `quota`, `stages`, `limits`,
+    /// `concurrency` and `prices` are left out when the plan has none.
     public struct Plan: Codable, Sendable, Hashable {
         /// The plan's name.
         public var name: String
@@ -48,11 +49,18 @@ extension AdminAPI {
         public var routes: [Route]
         /// The API stages the plan covers with each stage's routes; nil: every stage.
         public var stages: [Stage]?
+        /// The plan's named limits (config `limits`), by name; nil: none.
+        public var limits: [String: NamedLimit]?
+        /// The plan's concurrency limit, if any.
+        public var concurrency: Concurrency?
+        /// Prices by model (`*`: any other model); nil: none.
+        public var prices: [String: Price]?
 
         /// Creates a plan view.
         public init(
             name: String, throttle: Throttle? = nil, quota: Quota? = nil, onBackendError: BackendErrorPolicy, shadow: Bool,
-            headers: [HeaderSet], routes: [Route], stages: [Stage]? = nil
+            headers: [HeaderSet], routes: [Route], stages: [Stage]? = nil, limits: [String: NamedLimit]? = nil,
+            concurrency: Concurrency? = nil, prices: [String: Price]? = nil
         ) {
             self.name = name
             self.throttle = throttle
@@ -62,12 +70,120 @@ extension AdminAPI {
             self.headers = headers
             self.routes = routes
             self.stages = stages
+            self.limits = limits
+            self.concurrency = concurrency
+            self.prices = prices
         }
 
         enum CodingKeys: String, CodingKey {
             case name, throttle, quota
             case onBackendError = "on_backend_error"
-            case shadow, headers, routes, stages
+            case shadow, headers, routes, stages, limits, concurrency, prices
+        }
+
+        /// What a named limit counts.
+        public enum Dimension: String, Codable, Sendable, Hashable, CaseIterable {
+            /// Requests (each weighing its cost).
+            case requests
+            /// Input tokens, cached input included.
+            case inputTokens = "input_tokens"
+            /// Output tokens.
+            case outputTokens = "output_tokens"
+            /// Input + output tokens.
+            case totalTokens = "total_tokens"
+            /// Cost units, from the plan's prices.
+            case cost
+        }
+
+        /// A named limit: a token bucket (`rate` and `burst`) or a quota, counting one dimension.
+        public struct NamedLimit: Codable, Sendable, Hashable {
+            /// What the limit counts.
+            public var counts: Dimension
+            /// A bucket's units per second; nil for a quota.
+            public var rate: Double?
+            /// A bucket's capacity; nil for a quota.
+            public var burst: Int?
+            /// The quota; nil for a bucket.
+            public var quota: LimitQuota?
+
+            /// Creates a named token bucket.
+            public init(counts: Dimension, rate: Double, burst: Int) {
+                self.counts = counts
+                self.rate = rate
+                self.burst = burst
+                self.quota = nil
+            }
+
+            /// Creates a named quota.
+            public init(counts: Dimension, quota: LimitQuota) {
+                self.counts = counts
+                self.rate = nil
+                self.burst = nil
+                self.quota = quota
+            }
+        }
+
+        /// A named limit's calendar quota (no initial offset: only the plan's quota has one).
+        public struct LimitQuota: Codable, Sendable, Hashable {
+            /// Units per window.
+            public var limit: Int
+            /// The window.
+            public var period: QuotaPeriod
+            /// Hours after midnight UTC a window starts.
+            public var offsetHours: Int
+
+            /// Creates a quota.
+            public init(limit: Int, period: QuotaPeriod, offsetHours: Int) {
+                self.limit = limit
+                self.period = period
+                self.offsetHours = offsetHours
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case limit, period
+                case offsetHours = "offset_hours"
+            }
+        }
+
+        /// Requests in flight across the fleet.
+        public struct Concurrency: Codable, Sendable, Hashable {
+            /// Most requests in flight at once.
+            public var limit: Int
+            /// Seconds after which a lease not renewed is free again.
+            public var leaseTTLSeconds: Int
+
+            /// Creates a concurrency view.
+            public init(limit: Int, leaseTTLSeconds: Int) {
+                self.limit = limit
+                self.leaseTTLSeconds = leaseTTLSeconds
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case limit
+                case leaseTTLSeconds = "lease_ttl_s"
+            }
+        }
+
+        /// A model's prices, in cost units per token.
+        public struct Price: Codable, Sendable, Hashable {
+            /// Per input token not read from a prompt cache.
+            public var input: Double
+            /// Per output token.
+            public var output: Double
+            /// Per cached input token.
+            public var cachedInput: Double
+
+            /// Creates a price view.
+            public init(input: Double, output: Double, cachedInput: Double) {
+                self.input = input
+                self.output = output
+                self.cachedInput = cachedInput
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case input, output
+                case cachedInput = "cached_input"
+            }
         }
 
         /// A token bucket: `rate` tokens a second, at most `burst`.

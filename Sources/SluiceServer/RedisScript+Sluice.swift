@@ -29,7 +29,7 @@ extension RedisScript {
 
 extension RedisReply {
     /// An array reply as the ledger script's values (integers and strings); nil otherwise.
-    var ledgerValues: [LedgerScript.Value]? {
+    public var ledgerValues: [LedgerScript.Value]? {
         guard let elements = self.array else { return nil }
         var values: [LedgerScript.Value] = []
         values.reserveCapacity(elements.count)

@@ -126,7 +126,7 @@ struct ConfigLoaderTests {
             ("bad_route_key", "plans.p.routes./v1/predict", "POST /v1/predict"),
             ("bad_route_pattern", "plans.p.routes.GET /v1/*/files", "last segment"),
             ("tied_routes", "plans.p.routes.GET /v1/models/{name}", "ties with"),
-            ("bad_headers", "plans.p.headers[1]", "ietf, legacy or openai"),
+            ("bad_headers", "plans.p.headers[1]", "ietf, legacy, openai or anthropic"),
             ("bad_unit", "plans.p.throttle.unit", "requests or tokens"),
             ("slow_refill", "plans.p.throttle", "at most 100000000 seconds"),
             ("batch_over_pending", "limits.max_batch_checks", "redis.max_pending"),

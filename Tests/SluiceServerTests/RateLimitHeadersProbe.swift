@@ -5,6 +5,9 @@ import NIOCore
 enum RateLimitHeadersProbe {
     static func goDuration(_ ms: Int) -> String { RateLimitHeaders.goDuration(milliseconds: ms) }
     static func sfString(_ value: String) -> String { RateLimitHeaders.sfString(value) }
+    static func rfc3339(epochSeconds: Int64) -> String { RateLimitHeaders.rfc3339(epochSeconds: epochSeconds) }
+    static func rfc3339(nowMs: Int64, plus afterMs: Int) -> String { RateLimitHeaders.rfc3339(resetAtMs: nowMs, plus: afterMs) }
+    static var maxRFC3339Seconds: Int64 { RateLimitHeaders.maxRFC3339Seconds }
 }
 
 extension RateLimitHeadersProbe {

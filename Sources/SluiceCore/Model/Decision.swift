@@ -17,15 +17,19 @@ public struct LimitState: Sendable, Hashable {
     public let policyQuota: Int
     /// What the limit counts.
     public let unit: LimitUnit
+    /// Which dimension the limit counts (``Limit/counts``): for a token limit, input, output or
+    /// total tokens, which Anthropic's headers tell apart; `.requests` for every other limit.
+    public let counts: Dimension
 
     /// Creates a limit state.
     public init(
         name: String, limit: Int, remaining: Int, resetAfterMs: Int, retryAfterMs: Int, windowSeconds: Int,
-        unit: LimitUnit = .requests, policyQuota: Int? = nil
+        unit: LimitUnit = .requests, policyQuota: Int? = nil, counts: Dimension = .requests
     ) {
         self.policyQuota = policyQuota ?? limit
         self.name = name
         self.unit = unit
+        self.counts = counts
         self.limit = limit
         self.remaining = remaining
         self.resetAfterMs = resetAfterMs

@@ -94,7 +94,8 @@ public enum DecisionScript {
                     retryAfterMs: clamp(values[base + 2]),
                     windowSeconds: window,
                     unit: limit.unit,
-                    policyQuota: policyQuota
+                    policyQuota: policyQuota,
+                    counts: limit.counts
                 )
             )
         }

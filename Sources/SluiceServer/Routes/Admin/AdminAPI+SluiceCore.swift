@@ -65,7 +65,10 @@ extension AdminAPI.Plan {
             // Absent: the plan covers every stage.
             stages: plan.stages.map { stages in
                 stages.sorted(by: { $0.key < $1.key }).map { Stage(name: $0.key, routes: Self.routes($0.value)) }
-            }
+            },
+            limits: plan.namedLimits.isEmpty ? nil : Dictionary(plan.namedLimits.map { ($0.name, NamedLimit($0)) }, uniquingKeysWith: { first, _ in first }),
+            concurrency: plan.concurrency.map { Concurrency(limit: $0.limit, leaseTTLSeconds: ($0.leaseTTLMs + 999) / 1000) },
+            prices: plan.prices.isEmpty ? nil : plan.prices.mapValues(Price.init)
         )
     }
 
@@ -75,6 +78,41 @@ extension AdminAPI.Plan {
             guard case .bucket(let bucket) = rule.limit.kind else { return nil }
             return Route(key: rule.key, limit: rule.limit.name, rate: bucket.rate, burst: bucket.burst, additional: rule.additional)
         }
+    }
+}
+
+extension AdminAPI.Plan.Dimension {
+    init(_ dimension: SluiceCore.Dimension) {
+        switch dimension {
+        case .requests: self = .requests
+        case .inputTokens: self = .inputTokens
+        case .outputTokens: self = .outputTokens
+        case .totalTokens: self = .totalTokens
+        case .cost: self = .cost
+        }
+    }
+}
+
+extension AdminAPI.Plan.NamedLimit {
+    /// A plan's named limit: its dimension and its bucket or quota.
+    init(_ limit: Limit) {
+        let counts = AdminAPI.Plan.Dimension(limit.counts)
+        switch limit.kind {
+        case .bucket(let bucket):
+            self.init(counts: counts, rate: bucket.rate, burst: bucket.burst)
+        case .quota(let quota):
+            self.init(counts: counts, quota: .init(limit: quota.limit, period: AdminAPI.QuotaPeriod(quota.period), offsetHours: quota.offsetHours))
+        }
+    }
+}
+
+extension AdminAPI.Plan.Price {
+    /// Cost units per token, from the model's millionths.
+    init(_ price: ModelPrice) {
+        self.init(
+            input: Double(price.inputMicros) / 1_000_000, output: Double(price.outputMicros) / 1_000_000,
+            cachedInput: Double(price.cachedInputMicros) / 1_000_000
+        )
     }
 }
 
