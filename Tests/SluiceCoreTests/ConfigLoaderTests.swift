@@ -198,6 +198,11 @@ struct ConfigLoaderTests {
         #expect(plan.quota?.kind == .quota(Quota(limit: 1000, period: .week, offsetHours: 2)))
         #expect(plan.rule(for: RequestRoute("POST /v1/predict")!)?.limit.kind == .bucket(TokenBucket(rate: 10, burst: 5)))
         #expect(config.rules.resolve(apiKey: "demo-key-123") != nil)
+        let llm = try #require(config.rules.plans["llm-chat"])
+        #expect(llm.namedLimits.map(\.name) == ["daily", "spend", "tpm"])
+        #expect(llm.concurrency == ConcurrencyLimit(limit: 4, leaseTTLMs: 30_000))
+        #expect(llm.price(for: "gpt-4o") == ModelPrice(input: 2.5, output: 10, cachedInput: 1.25))
+        #expect(config.rules.resolve(apiKey: "llm-demo-key")?.plan.name == "llm-chat")
     }
 
     @Test(

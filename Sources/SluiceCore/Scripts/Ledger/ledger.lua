@@ -301,6 +301,8 @@ if op == 'c' or op == 'r' or op == 'a' then
         redis.call('ZADD', KEYS[4], now_ms + lease_ttl, rid)
         keep_for(KEYS[4], lease_ttl)
         out[8] = out[8] - 1
+        -- Until a slot is sure to be free: the earliest lease's expiry, this one's included.
+        if out[9] == 0 or out[9] > lease_ttl then out[9] = lease_ttl end
       end
       redis.call('SET', KEYS[1], cmsgpack.pack(record), 'PX', int_text(ttl_ms + memory_ms))
       out[3], out[4] = rid, expires
