@@ -1,6 +1,6 @@
 extension AdminAPI {
     /// `GET /admin/v1/keys/{id}/state`'s answer: the live state of every limit of the key's
-    /// plan.
+    /// plan, and its reservations and leases.
     public struct KeyState: Codable, Sendable, Hashable {
         /// The key id.
         public var id: String
@@ -8,15 +8,93 @@ extension AdminAPI {
         public var plan: String
         /// Where the key is declared.
         public var source: KeySource
-        /// One entry per limit of the plan, in the plan's order.
+        /// One entry per limit of the plan, in the plan's order (throttle, quota, routes, named
+        /// limits).
         public var limits: [LimitState]
+        /// Open reservations and leases; present when the plan has a concurrency limit or the
+        /// key holds an open reservation or a lease, absent otherwise.
+        public var reservations: Reservations?
 
         /// Creates the answer.
-        public init(id: String, plan: String, source: KeySource, limits: [LimitState]) {
+        public init(id: String, plan: String, source: KeySource, limits: [LimitState], reservations: Reservations? = nil) {
             self.id = id
             self.plan = plan
             self.source = source
             self.limits = limits
+            self.reservations = reservations
+        }
+
+        /// A key's open reservations and the leases they hold.
+        public struct Reservations: Codable, Sendable, Hashable {
+            /// Reservations open now (neither settled, cancelled nor expired).
+            public var open: Int
+            /// What the open reservations' estimates hold, dimension by dimension (the first 1000
+            /// reservations' estimates; more are seldom open at once).
+            public var held: Amounts
+            /// The concurrency limit's leases.
+            public var leases: Leases
+
+            /// Creates the view.
+            public init(open: Int, held: Amounts, leases: Leases) {
+                self.open = open
+                self.held = held
+                self.leases = leases
+            }
+        }
+
+        /// Units of each dimension a limit may count.
+        public struct Amounts: Codable, Sendable, Hashable {
+            /// Requests.
+            public var requests: Int
+            /// Input tokens (cached input included).
+            public var inputTokens: Int
+            /// Output tokens.
+            public var outputTokens: Int
+            /// Input + output tokens.
+            public var totalTokens: Int
+            /// Cost units.
+            public var cost: Int
+
+            /// Creates amounts.
+            public init(requests: Int, inputTokens: Int, outputTokens: Int, totalTokens: Int, cost: Int) {
+                self.requests = requests
+                self.inputTokens = inputTokens
+                self.outputTokens = outputTokens
+                self.totalTokens = totalTokens
+                self.cost = cost
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case requests
+                case inputTokens = "input_tokens"
+                case outputTokens = "output_tokens"
+                case totalTokens = "total_tokens"
+                case cost
+            }
+        }
+
+        /// The leases of the concurrency limit: held by open reservations until settled,
+        /// cancelled, or not renewed within the lease TTL.
+        public struct Leases: Codable, Sendable, Hashable {
+            /// Most leases held at once; absent when the plan has no concurrency limit.
+            public var limit: Int?
+            /// Leases held now.
+            public var inUse: Int
+            /// A lease's TTL in milliseconds; absent when the plan has no concurrency limit.
+            public var leaseTTLMs: Int?
+
+            /// Creates the view.
+            public init(limit: Int?, inUse: Int, leaseTTLMs: Int?) {
+                self.limit = limit
+                self.inUse = inUse
+                self.leaseTTLMs = leaseTTLMs
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case limit
+                case inUse = "in_use"
+                case leaseTTLMs = "lease_ttl_ms"
+            }
         }
     }
 
@@ -25,8 +103,11 @@ extension AdminAPI {
     /// `tokens`; a quota's `base_limit`, `extension`, `used`, `period`, `offset_hours`,
     /// `window_start`, `window_end`.
     public struct LimitState: Codable, Sendable, Hashable {
-        /// `throttle`, `quota` or `route:<route key>`.
+        /// `throttle`, `quota`, `route:<route key>` or a named limit's name.
         public var name: String
+        /// What the limit counts: `requests` (the throttle, the quota, route buckets), or a
+        /// named limit's dimension.
+        public var counts: Plan.Dimension
         /// Capacity now: a bucket's burst, a quota's units this window (extension included).
         public var limit: Int
         /// Whole units a request could use now.
@@ -47,8 +128,9 @@ extension AdminAPI {
         }
 
         /// Creates a limit's state.
-        public init(name: String, limit: Int, remaining: Int, resetAfterMs: Int, ttlMs: Int, detail: Detail) {
+        public init(name: String, limit: Int, remaining: Int, resetAfterMs: Int, ttlMs: Int, detail: Detail, counts: Plan.Dimension = .requests) {
             self.name = name
+            self.counts = counts
             self.limit = limit
             self.remaining = remaining
             self.resetAfterMs = resetAfterMs
@@ -78,7 +160,8 @@ extension AdminAPI {
             public var rate: Double
             /// The bucket's capacity.
             public var burst: Int
-            /// Tokens now, with fractions.
+            /// Tokens now, with fractions; negative when the bucket is in debt (a bucket counting
+            /// tokens or cost, after a reservation used more than its estimate).
             public var tokens: Double
 
             /// Creates a bucket's fields.
@@ -121,7 +204,7 @@ extension AdminAPI {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name, kind, limit, remaining
+            case name, counts, kind, limit, remaining
             case resetAfterMs = "reset_after_ms"
             case ttlMs = "ttl_ms"
             case rate, burst, tokens
@@ -137,6 +220,8 @@ extension AdminAPI {
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             self.name = try container.decode(String.self, forKey: .name)
+            // Servers before token limits sent no `counts`: every limit counted requests.
+            self.counts = try container.decodeIfPresent(Plan.Dimension.self, forKey: .counts) ?? .requests
             self.limit = try container.decode(Int.self, forKey: .limit)
             self.remaining = try container.decode(Int.self, forKey: .remaining)
             self.resetAfterMs = try container.decode(Int.self, forKey: .resetAfterMs)
@@ -169,6 +254,7 @@ extension AdminAPI {
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(self.name, forKey: .name)
+            try container.encode(self.counts, forKey: .counts)
             try container.encode(self.kind, forKey: .kind)
             try container.encode(self.limit, forKey: .limit)
             try container.encode(self.remaining, forKey: .remaining)
@@ -196,7 +282,7 @@ extension AdminAPI {
     public struct ResetResult: Codable, Sendable, Hashable {
         /// The key id.
         public var id: String
-        /// The names of the limits reset.
+        /// The names of the limits reset (`concurrency` when the leases were freed).
         public var reset: [String]
 
         /// Creates the answer.

@@ -2,10 +2,12 @@ import ArgumentParser
 import NIOHTTP1
 import SluiceAdminAPI
 
-/// `sluice inspect KEY`: the live state of every limit of a key.
+/// `sluice inspect KEY`: the live state of every limit of a key, and its reservations.
 public struct Inspect: AsyncParsableCommand {
     /// The command's name and help.
-    public static let configuration = CommandConfiguration(abstract: "Show the live state of every limit of a key, consuming nothing.")
+    public static let configuration = CommandConfiguration(
+        abstract: "Show the live state of every limit of a key, and its open reservations and leases, consuming nothing."
+    )
     @OptionGroup var options: AdminOptions
     @OptionGroup var target: KeyTarget
 
@@ -32,11 +34,25 @@ public struct Inspect: AsyncParsableCommand {
                     detail = "tokens \(TextTable.cell(bucket.tokens)), rate \(TextTable.cell(bucket.rate))/s"
                 }
                 rows.append(
-                    [limit.name, limit.kind.rawValue, TextTable.cell(limit.limit), TextTable.cell(limit.remaining), TextTable.cell(limit.resetAfterMs)]
-                        + [detail]
+                    [
+                        limit.name, limit.kind.rawValue, limit.counts.rawValue, TextTable.cell(limit.limit), TextTable.cell(limit.remaining),
+                        TextTable.cell(limit.resetAfterMs), detail,
+                    ]
                 )
             }
-            print(TextTable.render(["LIMIT", "KIND", "LIMIT", "REMAINING", "RESET MS", "DETAIL"], rows))
+            print(TextTable.render(["LIMIT", "KIND", "COUNTS", "LIMIT", "REMAINING", "RESET MS", "DETAIL"], rows))
+            if let reservations = state.reservations {
+                let held = reservations.held
+                let leases = reservations.leases
+                print(
+                    "reservations: \(reservations.open) open, holding \(held.requests) requests, \(held.inputTokens) input, "
+                        + "\(held.outputTokens) output, \(held.totalTokens) total tokens, \(held.cost) cost"
+                )
+                print(
+                    "leases: \(leases.inUse) in use" + (leases.limit.map { " of \($0)" } ?? "")
+                        + (leases.leaseTTLMs.map { ", TTL \($0) ms" } ?? "")
+                )
+            }
         }
     }
 }

@@ -2,10 +2,12 @@ import ArgumentParser
 import NIOHTTP1
 import SluiceAdminAPI
 
-/// `sluice usage KEY`: per-day quota usage.
+/// `sluice usage KEY`: per-day usage: quota units, and tokens on plans with named limits.
 public struct Usage: AsyncParsableCommand {
     /// The command's name and help.
-    public static let configuration = CommandConfiguration(abstract: "Show a key's quota units used and remaining per day, most recent first.")
+    public static let configuration = CommandConfiguration(
+        abstract: "Show a key's units used per day, most recent first: quota units remaining, tokens and cost when recorded."
+    )
     @OptionGroup var options: AdminOptions
     @OptionGroup var target: KeyTarget
     @Option(name: .long, help: "Days to show (1-366).") var days: Int = 7
@@ -21,11 +23,26 @@ public struct Usage: AsyncParsableCommand {
             let answer = try await client.call(.GET, "/admin/v1/keys/" + escaped(id) + "/usage?days=\(self.days)")
             if self.options.json { return self.options.printJSON(answer) }
             let report = try answer.decode(AdminAPI.UsageReport.self)
-            print("key \(id)  plan \(report.plan)  quota \(report.quota.limit) a \(report.quota.period.rawValue)")
+            print("key \(id)  plan \(report.plan)" + (report.quota.map { "  quota \($0.limit) a \($0.period.rawValue)" } ?? ""))
+            // Columns for what the report holds: remaining units with a quota, tokens and cost
+            // when the days carry them.
+            let hasQuota = report.quota != nil
+            let hasTokens = report.days.contains { $0.tokens != nil }
+            var header = ["DAY", "USED"]
+            if hasQuota { header.append("REMAINING") }
+            if hasTokens { header += ["INPUT", "OUTPUT", "CACHED", "TOTAL", "COST"] }
             let rows = report.days.map { day in
-                [day.date, TextTable.cell(day.used), TextTable.cell(day.remaining)]
+                var row = [day.date, TextTable.cell(day.used)]
+                if hasQuota { row.append(day.remaining.map(TextTable.cell) ?? "-") }
+                if hasTokens {
+                    let tokens = day.tokens
+                    row += [tokens?.inputTokens, tokens?.outputTokens, tokens?.cachedInputTokens, tokens?.totalTokens, tokens?.cost].map {
+                        $0.map(TextTable.cell) ?? "-"
+                    }
+                }
+                return row
             }
-            print(TextTable.render(["DAY", "USED", "REMAINING"], rows))
+            print(TextTable.render(header, rows))
         }
     }
 }

@@ -101,8 +101,9 @@ struct AdminAPITests {
         #expect(bucket.kind == .bucket && quota.kind == .quota)
         try self.roundTrip(
             AdminAPI.KeyState(id: "i", plan: "p", source: .config, limits: [bucket, quota]),
-            #"{"id":"i","limits":[{"burst":5,"kind":"bucket","limit":5,"name":"throttle","rate":0.01,"remaining":3,"reset_after_ms":200,"tokens":3.25,"ttl_ms":180},"#
-                + #"{"base_limit":50,"extension":5,"kind":"quota","limit":55,"name":"quota","offset_hours":1,"period":"day","remaining":51,"#
+            #"{"id":"i","limits":[{"burst":5,"counts":"requests","kind":"bucket","limit":5,"name":"throttle","rate":0.01,"remaining":3,"#
+                + #""reset_after_ms":200,"tokens":3.25,"ttl_ms":180},"#
+                + #"{"base_limit":50,"counts":"requests","extension":5,"kind":"quota","limit":55,"name":"quota","offset_hours":1,"period":"day","remaining":51,"#
                 + #""reset_after_ms":1000,"ttl_ms":-2,"used":4,"window_end":"2025-01-03T01:00:00Z","window_start":"2025-01-02T01:00:00Z"}],"#
                 + #""plan":"p","source":"config"}"#
         )
@@ -114,7 +115,51 @@ struct AdminAPITests {
         #expect(throws: DecodingError.self) { try decoder.decode(AdminAPI.LimitState.self, from: Data(unknownKind.utf8)) }
         let quotaWithoutWindow = #"{"name":"quota","kind":"quota","limit":1,"remaining":1,"reset_after_ms":0,"ttl_ms":-2,"rate":1,"burst":1,"tokens":1}"#
         #expect(throws: DecodingError.self) { try decoder.decode(AdminAPI.LimitState.self, from: Data(quotaWithoutWindow.utf8)) }
+        // A server before token limits sent no counts: its limits counted requests.
+        let older = #"{"name":"throttle","kind":"bucket","limit":5,"remaining":3,"reset_after_ms":200,"ttl_ms":180,"rate":0.01,"burst":5,"tokens":3.25}"#
+        #expect(try decoder.decode(AdminAPI.LimitState.self, from: Data(older.utf8)) == bucket)
         try self.roundTrip(AdminAPI.ResetResult(id: "i", reset: ["throttle", "route:POST /x"]), #"{"id":"i","reset":["throttle","route:POST /x"]}"#)
+    }
+
+    @Test("key state of a token plan: a named bucket in debt (negative tokens), reservations with leases; limit and TTL left out without a concurrency limit")
+    func tokenKeyState() throws {
+        let debt = AdminAPI.LimitState(
+            name: "tpm", limit: 1000, remaining: 0, resetAfterMs: 90_500, ttlMs: 90_500, detail: .bucket(.init(rate: 10, burst: 1000, tokens: -5.25)),
+            counts: .totalTokens
+        )
+        let reservations = AdminAPI.KeyState.Reservations(
+            open: 2, held: .init(requests: 2, inputTokens: 300, outputTokens: 100, totalTokens: 400, cost: 7),
+            leases: .init(limit: 4, inUse: 2, leaseTTLMs: 30_000)
+        )
+        try self.roundTrip(
+            AdminAPI.KeyState(id: "i", plan: "p", source: .runtime, limits: [debt], reservations: reservations),
+            #"{"id":"i","limits":[{"burst":1000,"counts":"total_tokens","kind":"bucket","limit":1000,"name":"tpm","rate":10,"remaining":0,"#
+                + #""reset_after_ms":90500,"tokens":-5.25,"ttl_ms":90500}],"plan":"p","#
+                + #""reservations":{"held":{"cost":7,"input_tokens":300,"output_tokens":100,"requests":2,"total_tokens":400},"#
+                + #""leases":{"in_use":2,"lease_ttl_ms":30000,"limit":4},"open":2},"source":"runtime"}"#
+        )
+        let noConcurrency = AdminAPI.KeyState.Reservations(
+            open: 1, held: .init(requests: 1, inputTokens: 5, outputTokens: 0, totalTokens: 5, cost: 0), leases: .init(limit: nil, inUse: 0, leaseTTLMs: nil)
+        )
+        try self.roundTrip(
+            AdminAPI.KeyState(id: "i", plan: "p", source: .config, limits: [], reservations: noConcurrency),
+            #"{"id":"i","limits":[],"plan":"p","reservations":{"held":{"cost":0,"input_tokens":5,"output_tokens":0,"requests":1,"total_tokens":5},"#
+                + #""leases":{"in_use":0},"open":1},"source":"config"}"#
+        )
+    }
+
+    @Test("usage report of a plan with named limits only: no quota, no remaining, tokens per day")
+    func tokenUsage() throws {
+        let tokens = AdminAPI.UsageReport.Tokens(inputTokens: 120, outputTokens: 30, cachedInputTokens: 20, totalTokens: 150, cost: 3)
+        try self.roundTrip(
+            AdminAPI.UsageReport(
+                id: "i", plan: "p", quota: nil, retentionDays: 30,
+                days: [.init(date: "2025-01-02", start: "2025-01-02T00:00:00Z", end: "2025-01-03T00:00:00Z", used: 2, remaining: nil, tokens: tokens)]
+            ),
+            #"{"days":[{"date":"2025-01-02","end":"2025-01-03T00:00:00Z","start":"2025-01-02T00:00:00Z","#
+                + #""tokens":{"cached_input_tokens":20,"cost":3,"input_tokens":120,"output_tokens":30,"total_tokens":150},"used":2}],"#
+                + #""id":"i","plan":"p","retention_days":30}"#
+        )
     }
 
     @Test("usage report and reload answer")

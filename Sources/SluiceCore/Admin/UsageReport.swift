@@ -1,7 +1,9 @@
-/// Per-day usage of a key's quota (AWS GetUsage): units admitted each day and the
-/// units that remained in the quota's window at the end of that day.
+/// Per-day usage of a key (AWS GetUsage): units admitted each day, the units that remained
+/// in the quota's window at the end of that day (plans with a quota), and the tokens and cost
+/// used that day (plans with named limits).
 ///
-/// Days start at the quota's `offset_hours`, like its windows, so a day never straddles
+/// Days start at the plan's usage offset (its quota's `offset_hours`, else its first named
+/// quota's; ``Plan/usageOffsetSeconds``), like the quota's windows, so a day never straddles
 /// two windows.
 public struct UsageReport: Sendable, Hashable {
     /// One day of usage.
@@ -15,14 +17,44 @@ public struct UsageReport: Sendable, Hashable {
         public let date: String
         /// Units admitted that day.
         public let used: Int
-        /// Units left in the quota window at the end of that day (or now, for today).
-        public let remaining: Int
+        /// Units left in the quota window at the end of that day (or now, for today); nil
+        /// without a quota.
+        public let remaining: Int?
+        /// Tokens and cost used that day; nil when the report has no token record.
+        public let tokens: Tokens?
+    }
+
+    /// Tokens and cost of one day, as the ledger script records them (`sl:{<id>}:tu`).
+    public struct Tokens: Sendable, Hashable {
+        /// Input tokens, cached input included (field `<day>:i`).
+        public var inputTokens: Int
+        /// Output tokens (`<day>:o`).
+        public var outputTokens: Int
+        /// Cached input tokens (`<day>:k`).
+        public var cachedInputTokens: Int
+        /// Cost units (`<day>:c`).
+        public var cost: Int
+
+        /// Creates a day's tokens.
+        public init(inputTokens: Int = 0, outputTokens: Int = 0, cachedInputTokens: Int = 0, cost: Int = 0) {
+            self.inputTokens = inputTokens
+            self.outputTokens = outputTokens
+            self.cachedInputTokens = cachedInputTokens
+            self.cost = cost
+        }
+
+        /// Nothing used.
+        public static let zero = Tokens()
+
+        /// Input + output tokens.
+        public var totalTokens: Int { self.inputTokens + self.outputTokens }
     }
 
     /// Most recent first.
     public let days: [Day]
 
-    /// Builds the report of the `count` days up to the one holding `nowSeconds`.
+    /// Builds the report of a plan with a quota and no token record: the `count` days up to
+    /// the one holding `nowSeconds`, starting at the quota's offset.
     /// - Parameters:
     ///   - quota: the plan's quota.
     ///   - usedByDay: units admitted, by day number, as the decision script records them.
@@ -32,31 +64,74 @@ public struct UsageReport: Sendable, Hashable {
     ///   - nowSeconds: Redis's clock.
     ///   - count: days to report.
     public init(quota: Quota, usedByDay: [Int64: Int], currentLimit: Int, currentRemaining: Int? = nil, nowSeconds: Int64, count: Int) {
-        let offset = Int64(quota.offsetHours * 3600)
+        self.init(
+            quota: quota, offsetSeconds: Int64(quota.offsetHours * 3600), usedByDay: usedByDay, tokensByDay: nil,
+            currentLimit: currentLimit, currentRemaining: currentRemaining, nowSeconds: nowSeconds, count: count
+        )
+    }
+
+    /// Builds the report of the `count` days up to the one holding `nowSeconds`.
+    /// - Parameters:
+    ///   - quota: the plan's quota; nil for a plan without one (days then have no `remaining`).
+    ///   - offsetSeconds: where days start, in seconds after 00:00 UTC: the plan's
+    ///     ``Plan/usageOffsetSeconds`` (its quota's offset when it has a quota).
+    ///   - usedByDay: units admitted, by day number (`sl:{<id>}:u`).
+    ///   - tokensByDay: tokens and cost by day number (``tokensByDay(_:)`` of `sl:{<id>}:tu`);
+    ///     nil: the days carry no tokens; a day missing from it used none.
+    ///   - currentLimit: units of the quota's current window, extension included.
+    ///   - currentRemaining: units left in the quota now, as its live state says.
+    ///   - nowSeconds: Redis's clock.
+    ///   - count: days to report.
+    public init(
+        quota: Quota?, offsetSeconds offset: Int64, usedByDay: [Int64: Int], tokensByDay: [Int64: Tokens]?, currentLimit: Int?,
+        currentRemaining: Int?, nowSeconds: Int64, count: Int
+    ) {
         let today = QuotaCalendar.floorDiv(nowSeconds - offset, 86400)
-        let currentWindow = QuotaCalendar.window(period: quota.period, offsetSeconds: offset, at: nowSeconds)
+        let currentWindow = quota.map { QuotaCalendar.window(period: $0.period, offsetSeconds: offset, at: nowSeconds) }
         var days: [Day] = []
         days.reserveCapacity(count)
         for day in stride(from: today, to: today - Int64(count), by: -1) {
             let start = day * 86400 + offset
-            let window = QuotaCalendar.window(period: quota.period, offsetSeconds: offset, at: start)
-            let limit = window == currentWindow ? currentLimit : quota.limit
-            // Units used in the window up to and including this day.
-            var usedInWindow = 0
-            var d = QuotaCalendar.floorDiv(window.start - offset, 86400)
-            while d <= day {
-                usedInWindow += usedByDay[d] ?? 0
-                d += 1
+            var remaining: Int?
+            if let quota {
+                let window = QuotaCalendar.window(period: quota.period, offsetSeconds: offset, at: start)
+                let limit = window == currentWindow ? (currentLimit ?? quota.limit) : quota.limit
+                // Units used in the window up to and including this day.
+                var usedInWindow = 0
+                var d = QuotaCalendar.floorDiv(window.start - offset, 86400)
+                while d <= day {
+                    usedInWindow += usedByDay[d] ?? 0
+                    d += 1
+                }
+                remaining = day == today ? (currentRemaining ?? max(0, limit - usedInWindow)) : max(0, limit - usedInWindow)
             }
             days.append(
                 Day(
                     day: day, start: start, end: start + 86400, date: QuotaCalendar.dateString(day: day),
-                    used: usedByDay[day] ?? 0,
-                    remaining: day == today ? (currentRemaining ?? max(0, limit - usedInWindow)) : max(0, limit - usedInWindow)
+                    used: usedByDay[day] ?? 0, remaining: remaining, tokens: tokensByDay.map { $0[day] ?? .zero }
                 )
             )
         }
         self.days = days
+    }
+
+    /// Tokens by day number from the fields of a token usage record (`sl:{<id>}:tu`, a hash of
+    /// `<day>:i|o|k|c` → units, and `day` → the day it was last trimmed). Other fields, and
+    /// values that are not integers, are skipped; a negative total (never written) reads as 0.
+    public static func tokensByDay(_ fields: [(field: String, value: Int64)]) -> [Int64: Tokens] {
+        var result: [Int64: Tokens] = [:]
+        for (field, value) in fields {
+            guard let colon = field.lastIndex(of: ":"), let day = Int64(field[..<colon]) else { continue }
+            let units = Int(clamping: max(0, value))
+            switch field[field.index(after: colon)...] {
+            case "i": result[day, default: .zero].inputTokens = units
+            case "o": result[day, default: .zero].outputTokens = units
+            case "k": result[day, default: .zero].cachedInputTokens = units
+            case "c": result[day, default: .zero].cost = units
+            default: continue
+            }
+        }
+        return result
     }
 }
 

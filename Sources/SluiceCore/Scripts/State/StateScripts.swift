@@ -18,6 +18,8 @@ public enum StateScripts {
         public let name: String
         /// Bucket or quota, as configured.
         public let kind: Limit.Kind
+        /// What the limit counts (requests for the throttle, the quota and route buckets).
+        public let counts: Dimension
         /// Capacity now: a bucket's burst; a quota's units this window, extension included.
         public let limit: Int
         /// Whole units a request could use now.
@@ -27,7 +29,8 @@ public enum StateScripts {
         /// Milliseconds the state key has left in Redis; -2 when there is no state (a full
         /// bucket, an untouched window).
         public let ttlMs: Int
-        /// A bucket's tokens now, with fractions.
+        /// A bucket's tokens now, with fractions (thousandths); negative when a bucket counting
+        /// tokens or cost is in debt after an overrun.
         public let tokens: Double
         /// A quota's units used this window.
         public let used: Int
@@ -42,7 +45,15 @@ public enum StateScripts {
     public static func inspect(entry: KeyEntry, limits: [Limit], nowMicros: Int64? = nil) -> Call {
         var arguments: [[UInt8]] = [DecisionScript.clockArgument(nowMicros)]
         for limit in limits {
-            arguments.append(contentsOf: limit.scriptArgumentBytes)
+            switch limit.kind {
+            case .bucket:
+                // The decision script's arguments, the dimension in the fourth place: a bucket that
+                // counts tokens or cost is read uncapped (it may be in debt).
+                arguments.append(contentsOf: limit.scriptArgumentBytes.prefix(3))
+                arguments.append(Array(limit.counts.scriptCode.utf8))
+            case .quota:
+                arguments.append(contentsOf: limit.scriptArgumentBytes)
+            }
         }
         return Call(keys: limits.map { entry.stateKey(for: $0) }, arguments: arguments)
     }
@@ -59,10 +70,11 @@ public enum StateScripts {
             let v = Array(values[(1 + index * 6)..<(7 + index * 6)])
             switch limit.kind {
             case .bucket(let bucket):
+                // Tokens are not clamped: a bucket in debt reads negative (remaining is 0).
                 result.append(
                     LimitSnapshot(
-                        name: limit.name, kind: limit.kind, limit: bucket.burst, remaining: Int(max(0, v[1])),
-                        resetAfterMs: Int(max(0, v[2])), ttlMs: Int(v[3]), tokens: Double(max(0, v[0])) / 1000,
+                        name: limit.name, kind: limit.kind, counts: limit.counts, limit: bucket.burst, remaining: Int(max(0, v[1])),
+                        resetAfterMs: Int(max(0, v[2])), ttlMs: Int(v[3]), tokens: Double(v[0]) / 1000,
                         used: 0, extension_: 0, windowStart: 0, windowEnd: 0
                     )
                 )
@@ -111,7 +123,7 @@ public enum StateScripts {
         let used = Int(max(0, v[0]))
         let capacity = Int(max(0, v[1]))
         return LimitSnapshot(
-            name: limit.name, kind: limit.kind, limit: capacity, remaining: max(0, capacity - used),
+            name: limit.name, kind: limit.kind, counts: limit.counts, limit: capacity, remaining: max(0, capacity - used),
             resetAfterMs: Int(max(0, v[3] * 1000 - nowMs)), ttlMs: Int(v[4]), tokens: 0, used: used,
             extension_: Int(v[5]), windowStart: v[2], windowEnd: v[3]
         )

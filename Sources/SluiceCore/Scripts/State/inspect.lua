@@ -3,10 +3,19 @@
 --
 -- KEYS[i]   state key of limit i
 -- ARGV[1]   clock override in microseconds ("0" reads Redis TIME)
--- ARGV[2..] four arguments per limit, as decide.lua takes them
+-- ARGV[2..] four arguments per limit, as decide.lua takes them, except a bucket's fourth: the
+--           dimension it counts as ledger.lua's code ('r' requests, or "0"; 'i' 'o' 't' 'c'
+--           tokens or cost)
+--
+-- A bucket that counts tokens or cost may be in debt: an overrun taken past empty leaves its
+-- theoretical arrival time beyond now + burst x interval. ledger.lua never caps such a bucket,
+-- so neither does this script: its tokens read negative (the debt) and its reset runs until it
+-- is full again. A requests bucket is capped at empty, as decide.lua and ledger.lua cap it
+-- (only a config change that shrank it leaves it beyond).
 --
 -- Returns { now_ms, then six integers per limit:
---   bucket: tokens x 1000 (rounded down), whole tokens, ms until full, PTTL (-2 absent), 0, 0
+--   bucket: tokens x 1000 (rounded to nearest; negative in debt), whole tokens (negative in
+--           debt), ms until full, PTTL (-2 absent), 0, 0
 --   quota:  used, limit this window (extension included), window start s, window end s,
 --           PTTL (-2 absent), extension }
 
@@ -22,7 +31,13 @@ for i = 1, n do
     local interval = tonumber(ARGV[a + 1])
     local burst = tonumber(ARGV[a + 2])
     local tau = burst * interval
-    local tat = bucket_tat(KEYS[i], now_us, tau)
+    local tat
+    if ARGV[a + 3] == 'r' or ARGV[a + 3] == '0' then
+      tat = bucket_tat(KEYS[i], now_us, tau)
+    else
+      tat = tonumber(read(KEYS[i]) or '') or 0
+      if tat ~= tat or tat == math.huge or tat < now_us then tat = now_us end
+    end
     local exact = (tau - (tat - now_us)) / interval
     local eps = slack(interval, burst) / interval
     out[o] = floor(exact * 1000 + 0.5)

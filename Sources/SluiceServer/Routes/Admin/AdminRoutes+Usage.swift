@@ -4,7 +4,10 @@ import SluiceCore
 import SluiceRedis
 
 extension AdminRoutes {
-    /// `GET /admin/v1/keys/{id}/usage?days=N`: units admitted per day, most recent first.
+    /// `GET /admin/v1/keys/{id}/usage?days=N`: units admitted per day, most recent first; with a
+    /// quota, the units left in its window at each day's end; with named limits, each day's
+    /// tokens and cost. A plan with neither a quota nor named limits records no usage: 409
+    /// `no_quota`.
     func usage(_ id: String, request: Request) async throws -> Response {
         var days = 7
         if let text = request.uri.queryParameters["days"] {
@@ -14,15 +17,24 @@ extension AdminRoutes {
             days = value
         }
         let (entry, record) = try await self.activeKey(id)
-        guard let quotaLimit = entry.plan.quota, case .quota(let quota) = quotaLimit.kind else {
-            throw Self.noQuota(entry.plan.name)
+        let plan = entry.plan
+        var quota: Quota?
+        if let limit = plan.quota, case .quota(let q) = limit.kind {
+            quota = q
         }
-        // The usage record is asked for while the state is read: both are in flight at once.
+        guard quota != nil || !plan.namedLimits.isEmpty else {
+            throw APIError(
+                .conflict, code: "no_quota", message: "plan \"\(plan.name)\" has no quota and no named limits: it records no usage"
+            )
+        }
+        // The usage records are asked for while the state is read: all three in flight at once.
+        // Without a quota the inspect call reads no limit, only Redis's clock.
         async let usage = self.redis.command(["HGETALL", RedisArgument(bytes: entry.usageKey)])
-        let (nowMs, states) = try await self.inspect(entry, limits: [quotaLimit])
-        let reply: RedisReply
+        async let tokenUsage = self.redis.command(["HGETALL", RedisArgument(StateKeys.prefix(keyID: entry.keyID) + StateKeys.tokenUsageSuffix)])
+        let (nowMs, states) = try await self.inspect(entry, limits: plan.quota.map { [$0] } ?? [])
+        let (reply, tokenReply): (RedisReply, RedisReply)
         do {
-            reply = try await usage
+            (reply, tokenReply) = (try await usage, try await tokenUsage)
         } catch {
             throw Self.backend(error)
         }
@@ -32,16 +44,36 @@ extension AdminRoutes {
                 usedByDay[day] = Int(clamping: used)
             }
         }
+        let tokenFields = tokenReply.pairs.compactMap { field, value in
+            field.string.flatMap { name in value.int.map { (field: name, value: $0) } }
+        }
+        let tokensByDay = UsageReport.tokensByDay(tokenFields)
+        // Tokens show on plans with named limits, and on others whose keys recorded some
+        // through reservations; never on a plan that has neither.
+        let showsTokens = !plan.namedLimits.isEmpty || !tokensByDay.isEmpty
         let report = UsageReport(
-            quota: quota, usedByDay: usedByDay, currentLimit: states.first?.limit ?? quota.limit, currentRemaining: states.first?.remaining,
-            nowSeconds: QuotaCalendar.floorDiv(nowMs, 1000), count: days
+            quota: quota, offsetSeconds: Int64(plan.usageOffsetSeconds), usedByDay: usedByDay, tokensByDay: showsTokens ? tokensByDay : nil,
+            currentLimit: states.first?.limit, currentRemaining: states.first?.remaining, nowSeconds: QuotaCalendar.floorDiv(nowMs, 1000),
+            count: days
         )
         let answer = AdminAPI.UsageReport(
             id: id, plan: record.plan,
-            quota: AdminAPI.UsageReport.Quota(limit: quota.limit, period: AdminAPI.QuotaPeriod(quota.period), offsetHours: quota.offsetHours),
-            retentionDays: entry.plan.usageRetentionDays,
-            days: report.days.map(AdminAPI.UsageReport.Day.init)
+            quota: quota.map { AdminAPI.UsageReport.Quota(limit: $0.limit, period: AdminAPI.QuotaPeriod($0.period), offsetHours: $0.offsetHours) },
+            retentionDays: quota == nil ? plan.ledgerUsageRetentionDays : plan.usageRetentionDays,
+            days: report.days.map(Self.usageDay)
         )
         return try Self.response(answer)
+    }
+
+    /// A day of the report for the API.
+    static func usageDay(_ day: UsageReport.Day) -> AdminAPI.UsageReport.Day {
+        var answer = AdminAPI.UsageReport.Day(day)
+        answer.tokens = day.tokens.map {
+            AdminAPI.UsageReport.Tokens(
+                inputTokens: $0.inputTokens, outputTokens: $0.outputTokens, cachedInputTokens: $0.cachedInputTokens,
+                totalTokens: $0.totalTokens, cost: $0.cost
+            )
+        }
+        return answer
     }
 }
