@@ -93,12 +93,12 @@ public struct ModelPrice: Sendable, Hashable {
     /// The cost units of some usage: ⌈Σ tokens × price⌉ (the same arithmetic as the ledger
     /// script's `cost_of`, for callers that show an amount before Redis does).
     public func cost(of tokens: TokenCounts) -> Int {
-        let uncached = Int64(max(0, tokens.inputTokens - tokens.cachedInputTokens))
+        // 128 bits: a trillion tokens at a million units each still fits.
+        let uncached = Int128(max(0, tokens.inputTokens - tokens.cachedInputTokens))
         let micros =
-            uncached.multipliedReportingOverflow(by: self.inputMicros).partialValue
-            &+ Int64(tokens.cachedInputTokens).multipliedReportingOverflow(by: self.cachedInputMicros).partialValue
-            &+ Int64(tokens.outputTokens).multipliedReportingOverflow(by: self.outputMicros).partialValue
-        return Int((micros + 999_999) / 1_000_000)
+            uncached * Int128(self.inputMicros) + Int128(tokens.cachedInputTokens) * Int128(self.cachedInputMicros)
+            + Int128(tokens.outputTokens) * Int128(self.outputMicros)
+        return Int(clamping: (micros + 999_999) / 1_000_000)
     }
 }
 

@@ -55,8 +55,15 @@ local prefix = string.sub(KEYS[3], 1, #KEYS[3] - 2)
 -- Expired reservations count at their estimate (taken when reserved: nothing to do) and
 -- expired leases are free: dropping them is all there is, exactly once, by whichever call
 -- touches the key first.
-local reclaimed = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms)
+-- A set of the wrong type (written by something else) counts as empty and is replaced.
+local function drop_expired(key)
+  local n = redis.pcall('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+  if type(n) == 'number' then return n end
+  redis.call('DEL', key)
+  return 0
+end
+local reclaimed = drop_expired(KEYS[3])
+drop_expired(KEYS[4])
 
 -- Cost units of some tokens: ceil(sum of tokens x price / 1e6), exact in doubles for
 -- tokens below 1e12 and prices below 1e6 (each product is split into parts below 2^53).
@@ -91,10 +98,25 @@ local function keep_for(key, ms)
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, int_text(ms)) end
 end
 
--- Adds to the usage records of `day` (requests in KEYS[5], tokens in KEYS[6]).
-local function add_usage(day, retention, e)
+-- Adds to the usage records of `day` (requests in KEYS[5], tokens in KEYS[6]). An
+-- adjustment (a settle's or cancel's difference to the estimate, counted on the reserve's
+-- day) changes nothing once that day has left the records.
+local function add_usage(day, retention, e, adjust)
   if retention <= 0 or day < 0 then return end
   local day_text = int_text(day)
+  if adjust then
+    if e.r ~= 0 and redis.call('TYPE', KEYS[5]).ok == 'hash' and redis.call('HEXISTS', KEYS[5], day_text) == 1 then
+      redis.call('HINCRBY', KEYS[5], day_text, int_text(e.r))
+    end
+    if redis.call('TYPE', KEYS[6]).ok ~= 'hash' then return end
+    local latest = tonumber(redis.call('HGET', KEYS[6], 'day') or '')
+    if not latest or day <= latest - retention then return end
+    if e.i ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':i', int_text(e.i)) end
+    if e.o ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':o', int_text(e.o)) end
+    if e.k ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':k', int_text(e.k)) end
+    if e.c ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':c', int_text(e.c)) end
+    return
+  end
   if e.r ~= 0 then
     local total = redis.pcall('HINCRBY', KEYS[5], day_text, int_text(e.r))
     if type(total) ~= 'number' then
@@ -150,8 +172,10 @@ local function write_tat(key, tat)
   end
 end
 
-local function write_quota(key, ws, we, used, ext)
-  redis.call('SET', key, quota_value(ws, used, ext), 'PX', int_text(ms_up(we * 1000000 - now_us)))
+-- `keep_us`: how long past the window's end the state is kept (a quota with an initial
+-- offset remembers that the key is not new, as decide.lua does).
+local function write_quota(key, ws, we, used, ext, keep_us)
+  redis.call('SET', key, quota_value(ws, used, ext), 'PX', int_text(ms_up(we * 1000000 - now_us + keep_us)))
 end
 
 if op == 'c' or op == 'r' or op == 'a' then
@@ -159,10 +183,11 @@ if op == 'c' or op == 'r' or op == 'a' then
   local force = op == 'a'
   if reserve and KEYS[2] ~= KEYS[1] then
     -- The same idempotency key: the first answer, consuming nothing more.
-    local prior = redis.call('GET', KEYS[2])
+    local prior = read(KEYS[2])
     if prior then
       local ok, first = pcall(cmsgpack.unpack, prior)
-      if ok and type(first) == 'table' then
+      if ok and type(first) == 'table' and #first >= 10 then
+        first[5] = reclaimed
         first[6] = 1
         return first
       end
@@ -184,6 +209,7 @@ if op == 'c' or op == 'r' or op == 'a' then
   local header = #out
   local writes = {}
   local unconsumed = {}
+  local initial_marks = {}
   local taken = {}
   local allowed = true
   for idx = 1, n do
@@ -230,11 +256,26 @@ if op == 'c' or op == 'r' or op == 'a' then
         end
       end
     else
-      local base, period, offset = tonumber(p1), p2, tonumber(p3)
+      local base, initial = quota_limit(p1)
+      local period, offset = p2, tonumber(p3)
       local we
       ws, we = window(period, offset, now_s)
       window_s = we - ws
-      local used, ext = quota_state(read(key), ws)
+      local stored = read(key)
+      local used, ext = quota_state(stored, ws)
+      local keep_us = 0
+      if initial > 0 then
+        -- The key's initial window (no state on record, no usage): the limit is lowered by
+        -- the initial offset, and that window has begun even if this request is denied.
+        keep_us = initial_memory_us
+        if not stored and redis.call('EXISTS', KEYS[5]) == 0 then
+          ext = -initial
+          local mark = quota_value(ws, 0, ext)
+          initial_marks[#initial_marks + 1] = function()
+            redis.call('SET', key, mark, 'PX', int_text(ms_up(we * 1000000 - now_us + keep_us)))
+          end
+        end
+      end
       local limit = base + ext
       if limit < 0 then limit = 0 end
       capacity = limit
@@ -244,7 +285,7 @@ if op == 'c' or op == 'r' or op == 'a' then
       if force then
         remaining, retry_ms = left - amount, 0
         if not peek then
-          writes[#writes + 1] = function() write_quota(key, ws, we, used + amount, ext) end
+          writes[#writes + 1] = function() write_quota(key, ws, we, used + amount, ext, keep_us) end
         end
       elseif need > math.max(base, limit) then
         allowed = false
@@ -255,7 +296,7 @@ if op == 'c' or op == 'r' or op == 'a' then
         else
           remaining, retry_ms = left - need, 0
           unconsumed[idx] = { left, reset_ms }
-          writes[#writes + 1] = function() write_quota(key, ws, we, used + need, ext) end
+          writes[#writes + 1] = function() write_quota(key, ws, we, used + need, ext, keep_us) end
         end
       else
         allowed = false
@@ -298,11 +339,13 @@ if op == 'c' or op == 'r' or op == 'a' then
       keep_for(KEYS[3], ttl_ms + 86400000)
       if conc_limit > 0 then
         record.lt = lease_ttl
-        redis.call('ZADD', KEYS[4], now_ms + lease_ttl, rid)
+        -- A lease never outlives its reservation.
+        redis.call('ZADD', KEYS[4], math.min(now_ms + lease_ttl, expires), rid)
         keep_for(KEYS[4], lease_ttl)
         out[8] = out[8] - 1
         -- Until a slot is sure to be free: the earliest lease's expiry, this one's included.
-        if out[9] == 0 or out[9] > lease_ttl then out[9] = lease_ttl end
+        local own = math.min(lease_ttl, ttl_ms)
+        if out[9] == 0 or out[9] > own then out[9] = own end
       end
       redis.call('SET', KEYS[1], cmsgpack.pack(record), 'PX', int_text(ttl_ms + memory_ms))
       out[3], out[4] = rid, expires
@@ -312,6 +355,9 @@ if op == 'c' or op == 'r' or op == 'a' then
     end
   else
     out[1] = 0
+    if not force then
+      for _, mark in ipairs(initial_marks) do mark() end
+    end
     for idx, state in pairs(unconsumed) do
       local o = header + 1 + (idx - 1) * 5
       out[o], out[o + 1] = state[1], state[2]
@@ -325,7 +371,14 @@ local function open_record(member)
   local text = read(KEYS[1])
   if not text then return nil, 0 end
   local ok, rec = pcall(cmsgpack.unpack, text)
-  if not ok or type(rec) ~= 'table' or type(rec.x) ~= 'number' then return nil, 0 end
+  if not ok or type(rec) ~= 'table' or type(rec.x) ~= 'number' or type(rec.t) ~= 'number' or type(rec.lt) ~= 'number'
+    or type(rec.d) ~= 'number' or type(rec.e) ~= 'table' or #rec.e ~= 5 or type(rec.p) ~= 'table' or #rec.p ~= 3
+    or type(rec.L) ~= 'table' or type(rec.ik) ~= 'string' or type(rec.s) ~= 'string' then
+    return nil, 0
+  end
+  for _, l in ipairs(rec.L) do
+    if type(l) ~= 'table' or #l ~= 9 or type(l[2]) ~= 'string' or type(l[5]) ~= 'number' then return nil, 0 end
+  end
   if rec.s == 's' then return rec, 2 end
   if rec.s == 'x' then return rec, 3 end
   if rec.x <= now_ms or not redis.call('ZSCORE', KEYS[3], member) then return nil, 0 end
@@ -337,6 +390,7 @@ if op == 's' or op == 'x' then
   local rec, status = open_record(member)
   if status == 2 and op == 's' and type(rec.a) == 'table' then
     rec.a[3] = 1
+    rec.a[4] = reclaimed
     return rec.a
   end
   if status ~= 1 then return { status, now_ms, 0, reclaimed } end
@@ -373,18 +427,20 @@ if op == 's' or op == 'x' then
       capacity = burst
       remaining, reset_ms = bucket_report(tat, interval, burst)
     else
-      local base, period, offset = tonumber(p1), p2, tonumber(p3)
+      local base, initial = quota_limit(p1)
+      local period, offset = p2, tonumber(p3)
+      local keep_us = initial > 0 and initial_memory_us or 0
       local ws, we = window(period, offset, now_s)
       local used, ext = quota_state(read(key), ws)
       if delta > 0 then
         -- An overrun is charged to the window open now, whichever window the estimate went to.
         used = used + delta
-        write_quota(key, ws, we, used, ext)
+        write_quota(key, ws, we, used, ext, keep_us)
       elseif delta < 0 and ws == taken_ws then
         -- A refund goes back to the window it was taken from, while that window is open.
         used = used + delta
         if used < 0 then used = 0 end
-        write_quota(key, ws, we, used, ext)
+        write_quota(key, ws, we, used, ext, keep_us)
       end
       capacity = base + ext
       if capacity < 0 then capacity = 0 end
@@ -400,7 +456,7 @@ if op == 's' or op == 'x' then
   redis.call('ZREM', KEYS[3], member)
   redis.call('ZREM', KEYS[4], member)
   local retention = tonumber(ARGV[6])
-  add_usage(rec.d, retention, { r = act.r - est.r, i = act.i - est.i, o = act.o - est.o, k = act.k - est.k, c = act.c - est.c })
+  add_usage(rec.d, retention, { r = act.r - est.r, i = act.i - est.i, o = act.o - est.o, k = act.k - est.k, c = act.c - est.c }, true)
   local memory_ms = tonumber(ARGV[7])
   rec.s = (op == 's') and 's' or 'x'
   if op == 's' then rec.a = out end
@@ -423,7 +479,7 @@ if op == 'n' then
   if rec.lt > 0 then
     -- A lease already given up (expired and taken by others) is not taken back.
     if redis.call('ZSCORE', KEYS[4], member) then
-      redis.call('ZADD', KEYS[4], now_ms + rec.lt, member)
+      redis.call('ZADD', KEYS[4], math.min(now_ms + rec.lt, rec.x), member)
       keep_for(KEYS[4], rec.lt)
       lease = 1
     else
