@@ -57,11 +57,21 @@ struct ContractTests {
               free:
                 throttle: { rate: 1000, burst: 1000 }
                 on_backend_error: allow
+              llm:
+                throttle: { rate: 1000, burst: 1000 }
+                limits:
+                  tpm: { counts: total_tokens, rate: 100000, burst: 4000000 }
+                  spend: { counts: cost, quota: { limit: 1000000000, period: day } }
+                concurrency: { limit: 1000, lease_ttl_s: 30 }
+                prices: { gpt-4o: { input: 2.5, output: 10, cached_input: 1.25 }, "*": { input: 1, output: 1 } }
+                headers: [openai, anthropic]
             api_keys:
               - key: demo-key-123
                 plan: ml-basic
               - key: free-key
                 plan: free
+              - key: llm-key
+                plan: llm
             """
         let sluice = try SluiceProcess(yaml: yaml, port: port, environment: ["SLUICE_ADMIN_TOKENS": "contract-token"])
         defer { sluice.kill() }

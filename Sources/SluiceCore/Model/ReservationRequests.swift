@@ -68,14 +68,12 @@ struct TokenCountsBody: Decodable, Equatable {
         for (name, value) in self.values where value > bounds.maxCost {
             throw InputError(code: "tokens_too_large", message: "\(field).\(name) is larger than \(bounds.maxCost) (limits.max_cost)")
         }
-        let counts = TokenCounts(
-            inputTokens: self.values["input_tokens"] ?? 0, outputTokens: self.values["output_tokens"] ?? 0,
-            cachedInputTokens: self.values["cached_input_tokens"] ?? 0
+        // The cached part of the input is at most all of it: more counts as all of it.
+        let input = self.values["input_tokens"] ?? 0
+        return TokenCounts(
+            inputTokens: input, outputTokens: self.values["output_tokens"] ?? 0,
+            cachedInputTokens: min(input, self.values["cached_input_tokens"] ?? 0)
         )
-        guard counts.cachedInputTokens <= counts.inputTokens else {
-            throw InputError(code: "invalid_tokens", message: "\(field).cached_input_tokens is part of input_tokens and cannot exceed it")
-        }
-        return counts
     }
 }
 
@@ -217,11 +215,27 @@ public enum SettleRequest: Sendable, Hashable {
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: RequestKeys.self)
-            self.caller = try c.caller()
-            do {
-                self.reservationID = try c.decodeIfPresent(String.self, forKey: .reservationID)
-            } catch {
-                throw InputError(code: "invalid_reservation_id", message: "reservation_id must be a string")
+            // Which of the two shapes is meant goes by the fields present, null or not.
+            if c.contains(.reservationID) && c.contains(.apiKey) {
+                throw InputError(code: "conflicting_fields", message: "give reservation_id or api_key, not both")
+            }
+            if c.contains(.reservationID) {
+                if [RequestKeys.route, .stage, .model].contains(where: { c.contains($0) }) {
+                    throw InputError(
+                        code: "conflicting_fields",
+                        message: "a settle of a reservation takes reservation_id and actual only (route, stage and model were given when it was reserved)"
+                    )
+                }
+                guard let id = try? c.decode(String.self, forKey: .reservationID) else {
+                    throw InputError(code: "invalid_reservation_id", message: "reservation_id must be a string")
+                }
+                self.reservationID = id
+                self.caller = CallerBody()
+            } else {
+                self.caller = try c.caller()
+                if self.caller.apiKey == nil, c.contains(.apiKey) {
+                    throw InputError(code: "invalid_api_key", message: "api_key must be a string")
+                }
             }
             self.actual = try TokenCountsBody.decode(in: c, forKey: .actual, field: "actual")
         }
@@ -237,11 +251,6 @@ public enum SettleRequest: Sendable, Hashable {
         let actual = try actualBody.validated(field: "actual", bounds: bounds)
         switch (body.reservationID, body.caller.apiKey) {
         case (let id?, nil):
-            guard body.caller.route == nil, body.caller.stage == nil, body.caller.model == nil else {
-                throw InputError(
-                    code: "conflicting_fields", message: "a settle of a reservation takes reservation_id and actual only (route, stage and model were given when it was reserved)"
-                )
-            }
             return .reservation(try self.reservationID(id), actual: actual)
         case (nil, _?):
             let check = try body.caller.validated(bounds: bounds, tokens: actual)
