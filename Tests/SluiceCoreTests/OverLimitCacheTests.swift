@@ -30,6 +30,24 @@ struct OverLimitCacheTests {
         #expect(cache.hits == 1)
     }
 
+    @Test("a remembered denial keeps each limit's dimension and Redis's clock, moved on by the time since")
+    func keepsDimensionAndClock() {
+        let cache = OverLimitCache(capacity: 100)
+        let limits = self.plan.limits(for: nil)
+        var denial = Decision.combine(plan: "p", allowed: false, limits: [
+            LimitState(name: "throttle", limit: 5, remaining: 0, resetAfterMs: 5000, retryAfterMs: 1000, windowSeconds: 5),
+            LimitState(
+                name: "quota", limit: 10, remaining: 4, resetAfterMs: 90_000, retryAfterMs: 0, windowSeconds: 86400,
+                unit: .tokens, counts: .inputTokens
+            ),
+        ])
+        denial.nowMs = 1_796_000_000_000
+        cache.remember(denial, keyID: "a", limits: limits, cost: 1, now: self.t0)
+        let hit = cache.lookup(keyID: "a", limits: limits, cost: 1, now: self.t0 + .milliseconds(250))
+        #expect(hit?.limits.map(\.counts) == [.requests, .inputTokens])
+        #expect(hit?.nowMs == 1_796_000_000_250)
+    }
+
     @Test("a cost no limit could ever admit, or limits changed by a reload, go to Redis")
     func costAndConfig() {
         let cache = OverLimitCache(capacity: 100)

@@ -133,12 +133,15 @@ public final class OverLimitCache: Sendable {
             LimitState(
                 name: $0.name, limit: $0.limit, remaining: $0.remaining, resetAfterMs: down($0.resetAfterMs),
                 retryAfterMs: down($0.retryAfterMs), windowSeconds: $0.windowSeconds, unit: $0.unit,
-                policyQuota: $0.policyQuota
+                policyQuota: $0.policyQuota, counts: $0.counts
             )
         }
-        return Decision(
+        var decision = Decision(
             allowed: false, plan: d.plan, limit: d.limit, remaining: d.remaining, resetAfterMs: down(d.resetAfterMs),
             retryAfterMs: max(1, down(d.retryAfterMs)), deniedBy: d.deniedBy, reason: d.reason, limits: limits
         )
+        // Redis's clock at the denial, moved on by the time since (for resets given as times).
+        decision.nowMs = d.nowMs.map { $0 + Int64(elapsedMs) }
+        return decision
     }
 }
