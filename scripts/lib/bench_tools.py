@@ -16,6 +16,11 @@
     bench_tools.py wrk-check PATH ...            a wrk script: POST /v1/check over N keys, or one key
     bench_tools.py cpu-sample NAME=PID[:tree]... CPU ticks of whole processes (all threads), as JSON
     bench_tools.py cpu-report RESULTS            the "CPU per request" table of scripts/bench
+    bench_tools.py llm-config PATH ...           the config of scripts/bench-llm (a classic and an LLM plan)
+    bench_tools.py commandstats PORT             INFO commandstats (calls, µs) and INFO cpu of one node, as JSON
+    bench_tools.py machine-sample --shell PID    the machine's busy CPU and a shell's children's, as JSON
+    bench_tools.py llm-report RESULTS ...        the tables of scripts/bench-llm
+    bench_tools.py ledger-cost ...               callgrind instructions per ledger call (scripts/lua-cost ledger)
 """
 import argparse
 import http.client
@@ -602,6 +607,399 @@ def cmd_cpu_report(args):
           + (f" Processes changed during: {', '.join(changed)}." if changed else ""))
 
 
+# ---- LLM reservations (scripts/bench-llm, scripts/lua-cost ledger) ---------------------------------
+
+# The issue's LLM plan (docs/ARCHITECTURE.md, "Token limits, reservations and leases"), its
+# limits scaled up so that no request of the benchmark is denied; and a classic plan, the
+# throttle and quota of scripts/bench's decisions.
+LLM_PLANS = """\
+  classic:
+    throttle: { rate: 1000, burst: 1000 }
+    quota: { limit: 100000000, period: month }
+  llm:
+    throttle: { rate: 1000, burst: 1000 }
+    quota: { limit: 100000000, period: month }
+    limits:
+      tpm:   { counts: total_tokens, rate: 1000000, burst: 60000000 }
+      daily: { counts: total_tokens, quota: { limit: 2000000000000, period: day } }
+      spend: { counts: cost, quota: { limit: 50000000000000, period: month } }
+    concurrency: { limit: 4, lease_ttl_s: 30 }
+    prices: { "*": { input: 1, output: 1 } }
+"""
+
+
+def cmd_llm_config(args):
+    """The config scripts/bench-llm runs: the classic and LLM plans, --keys API keys on each
+    (classic-key-00000..., llm-key-00000...)."""
+    with open(args.path, "w") as f:
+        f.write(f"redis: {{ url: redis://127.0.0.1:{args.redis_port}/0, timeout_ms: 100 }}\n")
+        f.write("logging: { level: warning }\n")
+        f.write("plans:\n" + LLM_PLANS)
+        f.write("api_keys:\n")
+        for i in range(args.keys):
+            f.write(f"  - {{ key: classic-key-{i:05d}, plan: classic }}\n")
+            f.write(f"  - {{ key: llm-key-{i:05d}, plan: llm }}\n")
+
+
+def cmd_commandstats(args):
+    """INFO commandstats (calls and µs per command, the commands scripts run included) and INFO
+    cpu (seconds, sys + user) of one node, as JSON."""
+    commands = {}
+    for name, value in redis_info(args.port, "commandstats").items():
+        fields = dict(kv.split("=", 1) for kv in value.split(","))
+        commands[name.removeprefix("cmdstat_")] = {"calls": int(fields.get("calls", 0)), "usec": int(fields.get("usec", 0))}
+    cpu = redis_info(args.port, "cpu")
+    json.dump({"commands": commands, "cpu": float(cpu.get("used_cpu_sys", 0)) + float(cpu.get("used_cpu_user", 0))}, sys.stdout)
+
+
+def cmd_machine_sample(args):
+    """The machine's busy CPU (user + nice + system + irq + softirq of every CPU, from /proc/stat)
+    and the CPU of PID's waited-for children (cutime + cstime: the shell that runs wrk), in
+    clock ticks, as JSON: with cpu-sample's servers, what everything else on the machine spent."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]
+    stat = proc_stat(args.shell)
+    json.dump({"busy": busy, "children": int(stat[13]) + int(stat[14]), "at": time.monotonic()}, sys.stdout)
+
+
+# What each run of scripts/bench-llm measures, in the tables' order.
+LLM_RUNS = {
+    "check-classic": "`/v1/check`, classic plan (throttle + quota)",
+    "check-llm": "`/v1/check`, LLM plan, with tokens (5 limits)",
+    "pair": "`/v1/reserve` + `/v1/settle` of its id (a pair)",
+}
+LLM_GOAL = 2.0
+
+
+def cmd_llm_report(args):
+    """The tables of scripts/bench-llm from its runs (one JSON line each: name, round, wrk's
+    BENCH line, cpu-sample and commandstats before and after): per run kind, the median over the
+    rounds of each figure, per operation (a check, or a reserve + settle pair)."""
+    runs = {}
+    for line in open(args.results):
+        r = json.loads(line)
+        w = {k: float(v) for k, v in re.findall(r"(\w+)=(-?[\d.]+)", r["wrk"])}
+        hz = r["after"]["hz"]
+        cpu = {n: (r["after"]["procs"][n]["ticks"] - r["before"]["procs"][n]["ticks"]) / hz for n in r["after"]["procs"]}
+        b, a = r["stats_before"]["commands"], r["stats_after"]["commands"]
+        delta = {c: {"calls": a[c]["calls"] - b.get(c, {}).get("calls", 0), "usec": a[c]["usec"] - b.get(c, {}).get("usec", 0)}
+                 for c in a}
+        delta = {c: d for c, d in delta.items() if d["calls"] > 0 and c not in ("info", "ping")}
+        # Operations: a check is one request; a pair is two (a reserve and its settle).
+        ops = w["requests"] / (2 if r["name"] == "pair" else 1)
+        # Everything else on the machine: its busy CPU less the servers' and wrk's (the shell's
+        # children), over the same span (a little wider: the samples themselves).
+        client = (r["machine_after"]["children"] - r["machine_before"]["children"]) / hz
+        other = (r["machine_after"]["busy"] - r["machine_before"]["busy"]) / hz - client - cpu["sluice"] - cpu["redis"]
+        runs.setdefault(r["name"], []).append({
+            "w": w, "ops": ops, "seconds": w["duration_us"] / 1e6, "cpu": cpu, "cmd": delta,
+            "codes": [c for c in re.findall(r"codes=(\S+)", r["wrk"]) if c != "none"],
+            "info_cpu": r["stats_after"]["cpu"] - r["stats_before"]["cpu"], "client": client, "other": other,
+            # Cores busy: over the spans the samples cover, which are a little longer than wrk's.
+            "span": r["after"]["at"] - r["before"]["at"],
+            "machine_span": r["machine_after"]["at"] - r["machine_before"]["at"],
+        })
+    med = statistics.median
+
+    def per_op(name, f):
+        return [f(r) / max(1, r["ops"]) for r in runs[name]]
+
+    # Commands Sluice sends outside the scripts (the registry's position check once a second,
+    # the persistence check): fewer than one in twenty operations in every run.
+    background = {c for rs in runs.values() for r in rs for c in r["cmd"]
+                  if c != "evalsha" and all(med(per_op(n, lambda r: r["cmd"].get(c, {}).get("calls", 0))) < 0.05 for n in runs)}
+    fig = {}
+    for name, rs in runs.items():
+        redis = per_op(name, lambda r: r["cpu"]["redis"] * 1e6)
+        fig[name] = {
+            "rounds": len(rs),
+            "ops_s": med(r["ops"] / r["seconds"] for r in rs),
+            "req_s": med(r["w"]["requests"] / r["seconds"] for r in rs),
+            "redis": med(redis), "redis_rounds": redis,
+            "info": med(per_op(name, lambda r: r["info_cpu"] * 1e6)),
+            "evalsha": med(per_op(name, lambda r: r["cmd"].get("evalsha", {}).get("usec", 0))),
+            "evalsha_calls": med(per_op(name, lambda r: r["cmd"].get("evalsha", {}).get("calls", 0))),
+            "inner_calls": med(per_op(name, lambda r: sum(d["calls"] for c, d in r["cmd"].items() if c != "evalsha" and c not in background))),
+            "inner_usec": med(per_op(name, lambda r: sum(d["usec"] for c, d in r["cmd"].items() if c != "evalsha" and c not in background))),
+            "sluice": med(per_op(name, lambda r: r["cpu"]["sluice"] * 1e6)),
+            "sluice_rounds": per_op(name, lambda r: r["cpu"]["sluice"] * 1e6),
+            "busy_redis": med(r["cpu"]["redis"] / r["span"] for r in rs),
+            "busy_sluice": med(r["cpu"]["sluice"] / r["span"] for r in rs),
+            "busy_client": med(r["client"] / r["machine_span"] for r in rs),
+            "wrk_p50": med(r["w"].get("wrk_p50_us", -1) for r in rs) / 1000,
+            "wrk_p99": med(r["w"].get("wrk_p99_us", -1) for r in rs) / 1000,
+            "busy_other": [r["other"] / r["machine_span"] for r in rs],
+            "lat": {k: med(r["w"].get(k, -1) for r in rs) / 1000 for k in
+                    ("check_p50_us", "check_p99_us", "reserve_p50_us", "reserve_p99_us", "settle_p50_us", "settle_p99_us")},
+            "lat_rounds": {k: [r["w"].get(k, -1) / 1000 for r in rs] for k in ("check_p99_us", "reserve_p99_us", "settle_p99_us")},
+            # Answers that were not a 200 (or a reserve's without an id), as the wrk script counted them.
+            "bad": sum(r["w"].get("reserve_bad", 0) + r["w"].get("settle_bad", 0) + r["w"].get("check_bad", 0) for r in rs),
+            "errors": sum(r["w"].get("errors", 0) for r in rs),
+            "codes": sorted({c for r in rs for c in r["codes"]}),
+            "denied": sum(r["w"].get("denied", 0) for r in rs),
+            "requests": sum(r["w"]["requests"] for r in rs),
+            "reserves": sum(r["w"].get("reserve_ok", 0) for r in rs),
+            "settles": sum(r["w"].get("settle_ok", 0) for r in rs),
+        }
+    classic, llm, pair = fig["check-classic"], fig["check-llm"], fig["pair"]
+
+    def rounds(values):
+        return " / ".join(f"{v:.1f}" for v in values)
+
+    print(f"wrk -t{args.connections} -c{args.connections} -d{args.duration} per run (one connection a thread, so that each "
+          f"answer is timed by kind in the wrk script), {args.keys:,} API keys on each plan, a random key a request; each of "
+          f"{classic['rounds']} rounds runs the three kinds in turn; every figure is the median over the rounds. CPU: utime + "
+          f"stime of the whole process (every thread) from /proc/PID/stat around each run, over the operations wrk counted "
+          f"(a pair: a reserve and the settle of its id, 2 requests). EVALSHA µs: INFO commandstats, time inside the script "
+          f"calls only (no network, no parsing); the commands the scripts ran: their count and their own µs in the same stats. "
+          f"Reserve estimate {args.input_tokens} input + {args.output_tokens} output tokens, settled with {args.input_tokens} + "
+          f"{args.actual_output_tokens} (a refund on every token limit); the LLM check asks for the estimate's tokens.")
+    print()
+    print("| operation | ops/s | Redis CPU µs / op (rounds) | Redis EVALSHA µs / op (commandstats) | EVALSHA calls / op "
+          "| Redis commands inside / op | Sluice CPU µs / op (rounds) | p50 ms | p99 ms (rounds) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in ("check-classic", "check-llm"):
+        f = fig[name]
+        print(f"| {LLM_RUNS[name]} | {f['ops_s']:,.0f} | {f['redis']:.1f} ({rounds(f['redis_rounds'])}) | {f['evalsha']:.1f} | "
+              f"{f['evalsha_calls']:.3f} | {f['inner_calls']:.1f} | {f['sluice']:.1f} ({rounds(f['sluice_rounds'])}) | "
+              f"{f['lat']['check_p50_us']:.2f} | {f['lat']['check_p99_us']:.2f} ({rounds(f['lat_rounds']['check_p99_us'])}) |")
+    print(f"| {LLM_RUNS['pair']} | {pair['ops_s']:,.0f} | {pair['redis']:.1f} ({rounds(pair['redis_rounds'])}) | "
+          f"{pair['evalsha']:.1f} | {pair['evalsha_calls']:.3f} | {pair['inner_calls']:.1f} | {pair['sluice']:.1f} "
+          f"({rounds(pair['sluice_rounds'])}) | – | – |")
+    print(f"| … its `/v1/reserve` | – | – | – | – | – | – | {pair['lat']['reserve_p50_us']:.2f} | "
+          f"{pair['lat']['reserve_p99_us']:.2f} ({rounds(pair['lat_rounds']['reserve_p99_us'])}) |")
+    print(f"| … its `/v1/settle` | – | – | – | – | – | – | {pair['lat']['settle_p50_us']:.2f} | "
+          f"{pair['lat']['settle_p99_us']:.2f} ({rounds(pair['lat_rounds']['settle_p99_us'])}) |")
+    print()
+    if args.light:
+        light = {}
+        for line in open(args.light):
+            r = json.loads(line)
+            w = {k: float(v) for k, v in re.findall(r"(\w+)=(-?[\d.]+)", r["wrk"])}
+            light.setdefault(r["name"], []).append(w)
+        print(f"At light load: wrk -t{args.light_connections} -c{args.light_connections} -d{args.light_duration} (at most "
+              f"{args.light_connections} requests in flight), the same keys and bodies, {len(light['pair'])} rounds after the "
+              f"runs above; median over the rounds:")
+        print()
+        print("| operation | requests/s (a pair run's: reserves and settles) | p50 ms | p99 ms (rounds) | answers other than a 200 |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for label, name, kind in (("`/v1/check`, classic plan", "check-classic", "check"), ("`/v1/check`, LLM plan, with tokens", "check-llm", "check"),
+                                  ("`/v1/reserve` (in pairs)", "pair", "reserve"), ("`/v1/settle` (in pairs)", "pair", "settle")):
+            ws = light[name]
+            p99s = [w[kind + "_p99_us"] / 1000 for w in ws]
+            print(f"| {label} | {med(w['requests'] / (w['duration_us'] / 1e6) for w in ws):,.0f} | {med(w[kind + '_p50_us'] for w in ws) / 1000:.2f} | "
+                  f"{med(p99s):.2f} ({' / '.join(f'{v:.2f}' for v in p99s)}) | {sum(w[kind + '_bad'] for w in ws):.0f} |")
+        print()
+    print("| ratio: reserve + settle pair over | Redis CPU (/proc) | Redis EVALSHA µs (commandstats) | Redis commands inside | "
+          "Sluice CPU | goal (Redis CPU) | met |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name in ("check-classic", "check-llm"):
+        f = fig[name]
+        ratio = pair["redis"] / f["redis"]
+        print(f"| {LLM_RUNS[name]} | {ratio:.2f} | {pair['evalsha'] / f['evalsha']:.2f} | "
+              f"{pair['inner_calls'] / f['inner_calls']:.2f} | {pair['sluice'] / f['sluice']:.2f} | ≤ {LLM_GOAL:g} | "
+              f"{'yes' if ratio <= LLM_GOAL else f'no: {ratio / LLM_GOAL:.2f} × the goal'} |")
+    print()
+
+    # Where Redis's time goes: the commands the scripts ran, per operation, and what is left
+    # of EVALSHA's time for the script itself (Lua, its arguments and reply, the call's setup).
+    names = sorted({c for rs in runs.values() for r in rs for c in r["cmd"] if c != "evalsha" and c not in background},
+                   key=lambda c: -sum(r["cmd"].get(c, {}).get("usec", 0) for r in runs["pair"]) / max(1, sum(r["ops"] for r in runs["pair"])))
+    print("Where Redis's time goes (INFO commandstats over the runs: calls and µs per operation of each command the "
+          "scripts ran; \"Lua and the call itself\" is EVALSHA's µs less theirs):")
+    print()
+    print("| command | classic check: calls, µs / op | LLM check: calls, µs / op | reserve + settle pair: calls, µs / op |")
+    print("| --- | ---: | ---: | ---: |")
+
+    def cell(name, cmd):
+        calls = med(per_op(name, lambda r: r["cmd"].get(cmd, {}).get("calls", 0)))
+        usec = med(per_op(name, lambda r: r["cmd"].get(cmd, {}).get("usec", 0)))
+        return "–" if calls == 0 else f"{calls:.2f}, {usec:.2f}"
+    for cmd in names:
+        print(f"| {cmd.upper()} | " + " | ".join(cell(n, cmd) for n in LLM_RUNS) + " |")
+    print("| all of them | " + " | ".join(f"{fig[n]['inner_calls']:.1f}, {fig[n]['inner_usec']:.2f}" for n in LLM_RUNS) + " |")
+    print("| Lua and the call itself | " + " | ".join(f"{fig[n]['evalsha'] - fig[n]['inner_usec']:.2f}" for n in LLM_RUNS) + " |")
+    print("| EVALSHA (commandstats) | " + " | ".join(f"{fig[n]['evalsha']:.2f}" for n in LLM_RUNS) + " |")
+    print("| Redis process CPU (/proc): EVALSHA plus network, parsing, replies, expiry | "
+          + " | ".join(f"{fig[n]['redis']:.2f}" for n in LLM_RUNS) + " |")
+    print()
+    print(f"Cross-checks: Redis's own `INFO cpu` gives {classic['info']:.1f} / {llm['info']:.1f} / {pair['info']:.1f} µs per operation "
+          f"(classic check / LLM check / pair) against /proc's {classic['redis']:.1f} / {llm['redis']:.1f} / {pair['redis']:.1f}; "
+          f"cores busy, Redis / Sluice: {classic['busy_redis']:.2f} / {classic['busy_sluice']:.2f}, "
+          f"{llm['busy_redis']:.2f} / {llm['busy_sluice']:.2f}, {pair['busy_redis']:.2f} / {pair['busy_sluice']:.2f}; wrk "
+          f"{classic['busy_client']:.2f} / {llm['busy_client']:.2f} / {pair['busy_client']:.2f}; everything else on the "
+          f"machine meanwhile (its busy CPU less these): {' / '.join(', '.join(f'{v:.2f}' for v in fig[n]['busy_other']) for n in LLM_RUNS)} "
+          f"cores (each run's rounds). wrk's own latency histogram (every request of a run; it reads higher than the script's "
+          f"timing in the tail): p50 / p99 {classic['wrk_p50']:.2f} / {classic['wrk_p99']:.2f}, {llm['wrk_p50']:.2f} / {llm['wrk_p99']:.2f}, "
+          f"{pair['wrk_p50']:.2f} / {pair['wrk_p99']:.2f} ms. "
+          f"Pair runs: {pair['reserves']:,.0f} reservations made, {pair['settles']:,.0f} settled (the difference: reservations "
+          f"open when a run stopped). Denied: {classic['denied']:.0f} / {llm['denied']:.0f} / {pair['denied']:.0f}; answers "
+          f"other than a 200 (or a reserve's without an id): {classic['bad']:.0f} / {llm['bad']:.0f} / {pair['bad']:.0f}"
+          + (f" (kind:status×count per run: {'; '.join(c for n in LLM_RUNS for c in fig[n]['codes'])})" if any(fig[n]['codes'] for n in LLM_RUNS) else "")
+          + f"; socket errors: {classic['errors']:.0f} / {llm['errors']:.0f} / {pair['errors']:.0f}.")
+
+
+# ---- the ledger script under callgrind (scripts/lua-cost ledger) -----------------------------------
+
+class RespClient:
+    """One connection, one command at a time: each call is a round trip, as a Sluice connection's
+    (and redis-benchmark -c 1's) are, so the instructions counted per call include Redis's event
+    loop, reading and replying."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, *parts):
+        chunks = [b"*%d\r\n" % len(parts)]
+        for p in parts:
+            b = p if isinstance(p, bytes) else str(p).encode()
+            chunks.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(chunks))
+        return self.read()
+
+    def read(self):
+        line = self.file.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.file.read(n + 2)[:-2]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+
+# The LLM plan's limits as Sluice sends them to the ledger script (kind, three parameters,
+# dimension, name), in its order: throttle, quota, then the named limits by name. Taken from
+# `redis-cli MONITOR` of scripts/bench-llm's config.
+LEDGER_LIMITS = [
+    ("t", ["b", "1000", "1000", "0", "r", "throttle"]),
+    ("q", ["q", "100000000", "m", "0", "r", "quota"]),
+    ("n:daily", ["q", "2000000000000", "d", "0", "t", "daily"]),
+    ("n:spend", ["q", "50000000000000", "m", "0", "c", "spend"]),
+    ("n:tpm", ["b", "1", "60000000", "0", "t", "tpm"]),
+]
+
+
+def ledger_keys(kid, token):
+    p = f"sl:{{{kid}}}:"
+    record = p + "v:" + token
+    return [record, record, p + "vz", p + "lz", p + "u", p + "tu"] + [p + suffix for suffix, _ in LEDGER_LIMITS]
+
+
+def ledger_take(sha, op, kid, token, tokens):
+    """A check ('c') or reserve ('r') call, as LedgerScript.take makes it for the LLM plan."""
+    keys = ledger_keys(kid, token)
+    conc, lease = ("4", "30000") if op == "r" else ("0", "0")
+    argv = [op, "0", "1", str(tokens[0]), str(tokens[1]), "0", "1000000", "1000000", "1000000", "90", "0", "300000",
+            conc, lease, token, "600000"]
+    for _, args in LEDGER_LIMITS:
+        argv += args
+    return ["EVALSHA", sha, str(len(keys))] + keys + argv
+
+
+def ledger_settle(sha, kid, token, tokens):
+    keys = ledger_keys(kid, token)[:6]
+    return ["EVALSHA", sha, "6"] + keys + ["s", "0", str(tokens[0]), str(tokens[1]), "0", "90", "600000", token]
+
+
+def decide_check(sha, kid):
+    """The decision script's call for the classic plan (throttle + monthly quota + usage)."""
+    p = f"sl:{{{kid}}}:"
+    return ["EVALSHA", sha, "3", p + "t", p + "q", p + "u", "0", "1", "90", "b", "1000", "1000", "0", "q", "100000000", "m", "0"]
+
+
+def callgrind_totals(path):
+    """A callgrind dump's instruction count: its "totals:" line (a dump made by callgrind_control
+    -d may say "summary: 0" before it), else its "summary:" line."""
+    found = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            for field in ("totals:", "summary:"):
+                if line.startswith(field):
+                    found[field] = int(line.split()[1])
+    if not found:
+        raise RuntimeError(f"no totals in {path}")
+    return found.get("totals:", found.get("summary:"))
+
+
+def cmd_ledger_cost(args):
+    """Instructions per call, counted by callgrind in a redis-server it runs (--pid, started with
+    --instr-atstart=no --callgrind-out-file=--out), for: a script returning 1, the decision
+    script (classic plan), the ledger script's check (LLM plan, tokens), reserve, and settle of
+    that reservation. Each kind's keys get a warm-up first (their state exists, as on a serving
+    Redis); counting is on only around the measured calls, which are dumped in chunks of
+    --chunk so that a reserve and its settle are never further apart than one chunk (leases
+    last 30 s). Prints JSON: instructions per call of each kind."""
+    import glob
+    r = RespClient(args.port)
+    prelude = open(args.prelude).read()
+    shas = {
+        "empty": r.call("SCRIPT", "LOAD", "return 1"),
+        "decide": r.call("SCRIPT", "LOAD", prelude + "\n" + open(args.decide).read()),
+        "ledger": r.call("SCRIPT", "LOAD", prelude + "\n" + open(args.ledger).read()),
+    }
+    estimate, actual = (1000, 500), (1000, 200)
+    n = args.calls
+    kids = [key_id("bench", f"cost-key-{i:06d}") for i in range(n)]
+    dumps = []  # (kind, calls) in dump order
+
+    def control(*flags):
+        subprocess.run(["callgrind_control", *flags, str(args.pid)], check=True, capture_output=True, timeout=120)
+
+    def measured(kind, commands):
+        control("-i", "on")
+        for c in commands:
+            reply = r.call(*c)
+            if kind in ("reserve", "settle") and (not isinstance(reply, list) or reply[0] not in (1, b"1")):
+                raise RuntimeError(f"{kind} failed: {reply!r}")
+        control("-i", "off")
+        control("-d")
+        dumps.append((kind, len(commands)))
+
+    def check_reply(reply, what):
+        if isinstance(reply, list) and reply and reply[0] == 1:
+            return
+        raise RuntimeError(f"{what}: {reply!r}")
+
+    # Warm-up, uncounted: every key's state, usage records and (pairs) sorted sets exist.
+    for i, kid in enumerate(kids):
+        r.call(*decide_check(shas["decide"], kid))
+        check_reply(r.call(*ledger_take(shas["ledger"], "c", kid, "", estimate)), "ledger check")
+        token = f"w{i:021d}"
+        check_reply(r.call(*ledger_take(shas["ledger"], "r", kid, token, estimate)), "reserve")
+        check_reply(r.call(*ledger_settle(shas["ledger"], kid, token, actual)), "settle")
+    measured("empty", [["EVALSHA", shas["empty"], "0"]] * n)
+    measured("decide", [decide_check(shas["decide"], kid) for kid in kids])
+    measured("check", [ledger_take(shas["ledger"], "c", kid, "", estimate) for kid in kids])
+    for first in range(0, n, args.chunk):
+        chunk = list(enumerate(kids))[first:first + args.chunk]
+        measured("reserve", [ledger_take(shas["ledger"], "r", kid, f"m{i:021d}", estimate) for i, kid in chunk])
+        measured("settle", [ledger_settle(shas["ledger"], kid, f"m{i:021d}", actual) for i, kid in chunk])
+    files = sorted(glob.glob(args.out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]) if p.rsplit(".", 1)[1].isdigit() else -1)
+    files = [p for p in files if p.rsplit(".", 1)[1].isdigit()]
+    if len(files) != len(dumps):
+        raise RuntimeError(f"{len(files)} callgrind dumps for {len(dumps)} phases: {files}")
+    totals, calls = {}, {}
+    for (kind, count), path in zip(dumps, files):
+        totals[kind] = totals.get(kind, 0) + callgrind_totals(path)
+        calls[kind] = calls.get(kind, 0) + count
+    json.dump({kind: totals[kind] // calls[kind] for kind in totals} | {"calls": n, "ledger_sha": shas["ledger"].decode()}, sys.stdout)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -694,6 +1092,39 @@ def main():
     c.add_argument("--duration", required=True)
     c.add_argument("--keys", type=int, required=True)
     c.set_defaults(func=cmd_cpu_report)
+    c = sub.add_parser("llm-config")
+    c.add_argument("path")
+    c.add_argument("--redis-port", required=True)
+    c.add_argument("--keys", type=int, default=2000)
+    c.set_defaults(func=cmd_llm_config)
+    c = sub.add_parser("machine-sample")
+    c.add_argument("--shell", type=int, required=True)
+    c.set_defaults(func=cmd_machine_sample)
+    c = sub.add_parser("commandstats")
+    c.add_argument("port", type=int)
+    c.set_defaults(func=cmd_commandstats)
+    c = sub.add_parser("llm-report")
+    c.add_argument("results")
+    c.add_argument("--connections", required=True)
+    c.add_argument("--duration", required=True)
+    c.add_argument("--keys", type=int, required=True)
+    c.add_argument("--input-tokens", type=int, required=True)
+    c.add_argument("--output-tokens", type=int, required=True)
+    c.add_argument("--actual-output-tokens", type=int, required=True)
+    c.add_argument("--light", help="runs at light load (JSON lines: name, round, wrk's BENCH line)")
+    c.add_argument("--light-connections")
+    c.add_argument("--light-duration")
+    c.set_defaults(func=cmd_llm_report)
+    c = sub.add_parser("ledger-cost")
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--pid", type=int, required=True)
+    c.add_argument("--out", required=True, help="callgrind's --callgrind-out-file; its dumps are OUT.1, OUT.2...")
+    c.add_argument("--prelude", required=True)
+    c.add_argument("--decide", required=True)
+    c.add_argument("--ledger", required=True)
+    c.add_argument("--calls", type=int, default=1000)
+    c.add_argument("--chunk", type=int, default=250)
+    c.set_defaults(func=cmd_ledger_cost)
     args = p.parse_args()
     args.func(args)
 
