@@ -44,7 +44,9 @@
 -- A reservation's record (msgpack): s state ('o' open, 's' settled, 'x' cancelled),
 -- x expiry (ms), t TTL (ms), lt lease TTL (ms, 0: none), d usage day (-1: none),
 -- e estimate {r, i, o, k, c}, p prices {input, output, cached input}, ik idempotency entry ("" none), a the settle answer,
--- L limits taken: { name, key suffix, kind, dimension, amount, p1, p2, p3, window start }.
+-- L limits taken, nine values each in one flat list: name, key suffix, kind, dimension, amount,
+-- p1, p2, p3, window start. A settled record keeps only s, a (the answer) and ik; a cancelled
+-- one s and ik.
 
 local op = ARGV[1]
 local now_us = clock(ARGV[2])
@@ -93,10 +95,11 @@ local function amount_of(dim, e)
   return e.c
 end
 
--- Extends a key's expiry to at least `ms` from now.
-local function keep_for(key, ms)
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, int_text(ms)) end
-end
+-- The sets' lives, set on every write: past any member's score (a reservation lives at most
+-- a day, a lease an hour), and a day more for the reservations, so that a late call still
+-- counts an expiry. One PEXPIRE, no read of the current TTL.
+local reservations_life = '172800000'
+local leases_life = '3600000'
 
 -- Adds to the usage records of `day` (requests in KEYS[5], tokens in KEYS[6]). An
 -- adjustment (a settle's or cancel's difference to the estimate, counted on the reserve's
@@ -108,8 +111,9 @@ local function add_usage(day, retention, e, adjust)
     if e.r ~= 0 and redis.call('TYPE', KEYS[5]).ok == 'hash' and redis.call('HEXISTS', KEYS[5], day_text) == 1 then
       redis.call('HINCRBY', KEYS[5], day_text, int_text(e.r))
     end
-    if redis.call('TYPE', KEYS[6]).ok ~= 'hash' then return end
-    local latest = tonumber(redis.call('HGET', KEYS[6], 'day') or '')
+    local marker = redis.pcall('HGET', KEYS[6], 'day')
+    if type(marker) ~= 'string' then return end
+    local latest = tonumber(marker)
     if not latest or day <= latest - retention then return end
     if e.i ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':i', int_text(e.i)) end
     if e.o ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':o', int_text(e.o)) end
@@ -132,8 +136,12 @@ local function add_usage(day, retention, e, adjust)
     end
   end
   if e.i == 0 and e.o == 0 and e.k == 0 and e.c == 0 then return end
-  if redis.call('TYPE', KEYS[6]).ok ~= 'hash' then redis.call('DEL', KEYS[6]) end
-  if redis.call('HGET', KEYS[6], 'day') ~= day_text then
+  local marker = redis.pcall('HGET', KEYS[6], 'day')
+  if type(marker) == 'table' and marker.err then
+    redis.call('DEL', KEYS[6])
+    marker = false
+  end
+  if marker ~= day_text then
     for _, field in ipairs(redis.call('HKEYS', KEYS[6])) do
       local d = tonumber(string.match(field, '^(%-?%d+):') or '')
       if field ~= 'day' and (not d or d <= day - retention) then redis.call('HDEL', KEYS[6], field) end
@@ -306,7 +314,11 @@ if op == 'c' or op == 'r' or op == 'a' then
     if remaining < 0 then remaining = 0 end
     local o = header + 1 + (idx - 1) * 5
     out[o], out[o + 1], out[o + 2], out[o + 3], out[o + 4] = remaining, reset_ms, retry_ms, window_s, capacity
-    taken[idx] = { name, string.sub(key, #prefix + 1), kind, dim, peek and 0 or amount, p1, p2, p3, ws }
+    if reserve then
+      local t = #taken
+      taken[t + 1], taken[t + 2], taken[t + 3], taken[t + 4], taken[t + 5] = name, string.sub(key, #prefix + 1), kind, dim, peek and 0 or amount
+      taken[t + 6], taken[t + 7], taken[t + 8], taken[t + 9] = p1, p2, p3, ws
+    end
   end
 
   if reserve and conc_limit > 0 then
@@ -336,12 +348,12 @@ if op == 'c' or op == 'r' or op == 'a' then
       if KEYS[2] ~= KEYS[1] then record.ik = KEYS[2] end
       redis.call('ZADD', KEYS[3], expires, rid)
       -- Kept a day past its last expiry, so that a late call still counts the expiry.
-      keep_for(KEYS[3], ttl_ms + 86400000)
+      redis.call('PEXPIRE', KEYS[3], reservations_life)
       if conc_limit > 0 then
         record.lt = lease_ttl
         -- A lease never outlives its reservation.
         redis.call('ZADD', KEYS[4], math.min(now_ms + lease_ttl, expires), rid)
-        keep_for(KEYS[4], lease_ttl)
+        redis.call('PEXPIRE', KEYS[4], leases_life)
         out[8] = out[8] - 1
         -- Until a slot is sure to be free: the earliest lease's expiry, this one's included.
         local own = math.min(lease_ttl, ttl_ms)
@@ -371,16 +383,18 @@ local function open_record(member)
   local text = read(KEYS[1])
   if not text then return nil, 0 end
   local ok, rec = pcall(cmsgpack.unpack, text)
-  if not ok or type(rec) ~= 'table' or type(rec.x) ~= 'number' or type(rec.t) ~= 'number' or type(rec.lt) ~= 'number'
+  if not ok or type(rec) ~= 'table' or type(rec.ik) ~= 'string' then return nil, 0 end
+  if rec.s == 's' and type(rec.a) == 'table' then return rec, 2 end
+  if rec.s == 'x' then return rec, 3 end
+  if rec.s ~= 'o' or type(rec.x) ~= 'number' or type(rec.t) ~= 'number' or type(rec.lt) ~= 'number'
     or type(rec.d) ~= 'number' or type(rec.e) ~= 'table' or #rec.e ~= 5 or type(rec.p) ~= 'table' or #rec.p ~= 3
-    or type(rec.L) ~= 'table' or type(rec.ik) ~= 'string' or type(rec.s) ~= 'string' then
+    or type(rec.L) ~= 'table' or #rec.L % 9 ~= 0 then
     return nil, 0
   end
-  for _, l in ipairs(rec.L) do
-    if type(l) ~= 'table' or #l ~= 9 or type(l[2]) ~= 'string' or type(l[5]) ~= 'number' then return nil, 0 end
+  local L = rec.L
+  for b = 0, #L - 9, 9 do
+    if type(L[b + 2]) ~= 'string' or type(L[b + 5]) ~= 'number' then return nil, 0 end
   end
-  if rec.s == 's' then return rec, 2 end
-  if rec.s == 'x' then return rec, 3 end
   if rec.x <= now_ms or not redis.call('ZSCORE', KEYS[3], member) then return nil, 0 end
   return rec, 1
 end
@@ -388,7 +402,7 @@ end
 if op == 's' or op == 'x' then
   local member = ARGV[8]
   local rec, status = open_record(member)
-  if status == 2 and op == 's' and type(rec.a) == 'table' then
+  if status == 2 and op == 's' then
     rec.a[3] = 1
     rec.a[4] = reclaimed
     return rec.a
@@ -407,60 +421,68 @@ if op == 's' or op == 'x' then
     1, now_ms, 0, reclaimed,
     est.r, est.i, est.o, est.i + est.o, est.c,
     act.r, act.i, act.o, act.i + act.o, act.c,
-    #rec.L
+    0
   }
-  for _, l in ipairs(rec.L) do
-    local name, suffix, kind, dim, amount, p1, p2, p3, taken_ws = l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9]
-    local key = prefix .. suffix
-    local delta = amount_of(dim, act) - amount
-    local capacity, remaining, reset_ms
-    if kind == 'b' then
-      local interval, burst = tonumber(p1), tonumber(p2)
-      local tat = tonumber(read(key) or '') or 0
-      if tat ~= tat or tat == math.huge or tat < now_us then tat = now_us end
-      if delta ~= 0 then
-        -- A refund never fills past full; an overrun is taken past empty (debt).
-        tat = tat + delta * interval
-        if tat < now_us then tat = now_us end
-        write_tat(key, tat)
+  local L = rec.L
+  for b = 0, #L - 9, 9 do
+    local name, suffix, kind, dim, amount = L[b + 1], L[b + 2], L[b + 3], L[b + 4], L[b + 5]
+    local p1, p2, p3, taken_ws = L[b + 6], L[b + 7], L[b + 8], L[b + 9]
+    -- A settle never changes a requests limit (the request happened as reserved): neither
+    -- read nor reported. A cancel gives its unit back.
+    if dim ~= 'r' or op == 'x' then
+      local key = prefix .. suffix
+      local delta = amount_of(dim, act) - amount
+      local capacity, remaining, reset_ms
+      if kind == 'b' then
+        local interval, burst = tonumber(p1), tonumber(p2)
+        local tat = tonumber(read(key) or '') or 0
+        if tat ~= tat or tat == math.huge or tat < now_us then tat = now_us end
+        if delta ~= 0 then
+          -- A refund never fills past full; an overrun is taken past empty (debt).
+          tat = tat + delta * interval
+          if tat < now_us then tat = now_us end
+          write_tat(key, tat)
+        end
+        capacity = burst
+        remaining, reset_ms = bucket_report(tat, interval, burst)
+      else
+        local base, initial = quota_limit(p1)
+        local period, offset = p2, tonumber(p3)
+        local keep_us = initial > 0 and initial_memory_us or 0
+        local ws, we = window(period, offset, now_s)
+        local used, ext = quota_state(read(key), ws)
+        if delta > 0 then
+          -- An overrun is charged to the window open now, whichever window the estimate went to.
+          used = used + delta
+          write_quota(key, ws, we, used, ext, keep_us)
+        elseif delta < 0 and ws == taken_ws then
+          -- A refund goes back to the window it was taken from, while that window is open.
+          used = used + delta
+          if used < 0 then used = 0 end
+          write_quota(key, ws, we, used, ext, keep_us)
+        end
+        capacity = base + ext
+        if capacity < 0 then capacity = 0 end
+        remaining = capacity - used
+        reset_ms = ms_up(we * 1000000 - now_us)
       end
-      capacity = burst
-      remaining, reset_ms = bucket_report(tat, interval, burst)
-    else
-      local base, initial = quota_limit(p1)
-      local period, offset = p2, tonumber(p3)
-      local keep_us = initial > 0 and initial_memory_us or 0
-      local ws, we = window(period, offset, now_s)
-      local used, ext = quota_state(read(key), ws)
-      if delta > 0 then
-        -- An overrun is charged to the window open now, whichever window the estimate went to.
-        used = used + delta
-        write_quota(key, ws, we, used, ext, keep_us)
-      elseif delta < 0 and ws == taken_ws then
-        -- A refund goes back to the window it was taken from, while that window is open.
-        used = used + delta
-        if used < 0 then used = 0 end
-        write_quota(key, ws, we, used, ext, keep_us)
-      end
-      capacity = base + ext
-      if capacity < 0 then capacity = 0 end
-      remaining = capacity - used
-      reset_ms = ms_up(we * 1000000 - now_us)
+      if remaining < 0 then remaining = 0 end
+      out[#out + 1] = name
+      out[#out + 1] = capacity
+      out[#out + 1] = remaining
+      out[#out + 1] = reset_ms
+      out[15] = out[15] + 1
     end
-    if remaining < 0 then remaining = 0 end
-    out[#out + 1] = name
-    out[#out + 1] = capacity
-    out[#out + 1] = remaining
-    out[#out + 1] = reset_ms
   end
   redis.call('ZREM', KEYS[3], member)
   redis.call('ZREM', KEYS[4], member)
   local retention = tonumber(ARGV[6])
   add_usage(rec.d, retention, { r = act.r - est.r, i = act.i - est.i, o = act.o - est.o, k = act.k - est.k, c = act.c - est.c }, true)
   local memory_ms = tonumber(ARGV[7])
-  rec.s = (op == 's') and 's' or 'x'
-  if op == 's' then rec.a = out end
-  redis.call('SET', KEYS[1], cmsgpack.pack(rec), 'PX', int_text(memory_ms))
+  -- Kept for a retried settle (its answer) or cancel: nothing else.
+  local done = { s = 'x', ik = rec.ik }
+  if op == 's' then done.s, done.a = 's', out end
+  redis.call('SET', KEYS[1], cmsgpack.pack(done), 'PX', int_text(memory_ms))
   if rec.ik ~= '' then redis.call('PEXPIRE', rec.ik, int_text(memory_ms)) end
   return out
 end
@@ -474,13 +496,13 @@ if op == 'n' then
   local memory_ms = tonumber(ARGV[4])
   rec.x = now_ms + ttl
   redis.call('ZADD', KEYS[3], rec.x, member)
-  keep_for(KEYS[3], ttl + 86400000)
+  redis.call('PEXPIRE', KEYS[3], reservations_life)
   local lease = -1
   if rec.lt > 0 then
     -- A lease already given up (expired and taken by others) is not taken back.
     if redis.call('ZSCORE', KEYS[4], member) then
       redis.call('ZADD', KEYS[4], math.min(now_ms + rec.lt, rec.x), member)
-      keep_for(KEYS[4], rec.lt)
+      redis.call('PEXPIRE', KEYS[4], leases_life)
       lease = 1
     else
       lease = 0
