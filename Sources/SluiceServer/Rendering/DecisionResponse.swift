@@ -64,14 +64,19 @@ enum DecisionResponse {
         extra(&writer)
         writer.beginArray("limits")
         for limit in decision.limits {
-            writer.beginObject()
-            writer.field("name", limit.name)
-            writer.field("limit", limit.limit)
-            writer.field("remaining", limit.remaining)
-            writer.field("reset_after_ms", limit.resetAfterMs)
-            writer.endObject()
+            self.writeLimit(name: limit.name, limit: limit.limit, remaining: limit.remaining, resetAfterMs: limit.resetAfterMs, into: &writer)
         }
         writer.endArray()
+        writer.endObject()
+    }
+
+    /// One object of a `limits` array.
+    static func writeLimit(name: String, limit: Int, remaining: Int, resetAfterMs: Int, into writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("name", name)
+        writer.field("limit", limit)
+        writer.field("remaining", remaining)
+        writer.field("reset_after_ms", resetAfterMs)
         writer.endObject()
     }
 }

@@ -188,19 +188,16 @@ struct ReservationRoutes: Sendable {
 
     private func settleResponse(_ outcome: LedgerScript.SettleOutcome, id: LedgerScript.ReservationID, plan: String?, allocator: ByteBufferAllocator) throws -> Response {
         let planName = plan ?? ""
+        self.metrics?.recordReservationsExpired(plan: planName, count: outcome.reclaimed)
         switch outcome {
-        case .unknown(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .unknown:
             throw Self.unknownReservation
-        case .alreadyCancelled(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .alreadyCancelled:
             throw Self.reservationCancelled
-        case .alreadySettled(let reclaimed):
+        case .alreadySettled:
             // Only a cancel meets this; a settle of a settled reservation replays its answer.
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
             throw Self.reservationSettled
-        case .settled(let estimate, let actual, let limits, let replay, let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .settled(let estimate, let actual, let limits, let replay, _):
             if !replay {
                 self.metrics?.recordReservations(.settled, plan: planName)
                 self.metrics?.recordSettledTokens(
@@ -220,12 +217,7 @@ struct ReservationRoutes: Sendable {
             Self.writeAmounts("overrun", Self.difference(actual, estimate), into: &writer)
             writer.beginArray("limits")
             for limit in limits {
-                writer.beginObject()
-                writer.field("name", limit.name)
-                writer.field("limit", limit.limit)
-                writer.field("remaining", limit.remaining)
-                writer.field("reset_after_ms", limit.resetAfterMs)
-                writer.endObject()
+                DecisionResponse.writeLimit(name: limit.name, limit: limit.limit, remaining: limit.remaining, resetAfterMs: limit.resetAfterMs, into: &writer)
             }
             writer.endArray()
             writer.endObject()
@@ -289,12 +281,7 @@ struct ReservationRoutes: Sendable {
         Self.writeAmounts("refunded", zero, into: &writer)
         writer.beginArray("limits")
         for limit in result.decision.limits {
-            writer.beginObject()
-            writer.field("name", limit.name)
-            writer.field("limit", limit.limit)
-            writer.field("remaining", limit.remaining)
-            writer.field("reset_after_ms", limit.resetAfterMs)
-            writer.endObject()
+            DecisionResponse.writeLimit(name: limit.name, limit: limit.limit, remaining: limit.remaining, resetAfterMs: limit.resetAfterMs, into: &writer)
         }
         writer.endArray()
         writer.endObject()
@@ -318,18 +305,15 @@ struct ReservationRoutes: Sendable {
         let renew = try await self.body(request, snapshot: snapshot, parse: RenewRequest.parse)
         let plan = snapshot.keyring.key(id: id.keyID)?.entry?.plan.name ?? ""
         let outcome = try await self.run(LedgerScript.renew(id, ttlMs: renew.ttlMs), on: context.eventLoop, decode: LedgerScript.renewOutcome)
+        self.metrics?.recordReservationsExpired(plan: plan, count: outcome.reclaimed)
         switch outcome {
-        case .unknown(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: plan, count: reclaimed)
+        case .unknown:
             throw Self.unknownReservation
-        case .alreadySettled(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: plan, count: reclaimed)
+        case .alreadySettled:
             throw Self.reservationSettled
-        case .alreadyCancelled(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: plan, count: reclaimed)
+        case .alreadyCancelled:
             throw Self.reservationCancelled
-        case .renewed(let expiresAtMs, let lease, let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: plan, count: reclaimed)
+        case .renewed(let expiresAtMs, let lease, _):
             var writer = JSONWriter(buffer: ByteBufferAllocator().buffer(capacity: 160))
             writer.beginObject()
             writer.field("reservation_id", id.description)
@@ -348,19 +332,16 @@ struct ReservationRoutes: Sendable {
         let call = LedgerScript.settle(id, tokens: nil, retentionDays: plan?.ledgerUsageRetentionDays ?? 0)
         let outcome = try await self.run(call, on: context.eventLoop, decode: LedgerScript.settleOutcome)
         let planName = plan?.name ?? ""
+        self.metrics?.recordReservationsExpired(plan: planName, count: outcome.reclaimed)
         switch outcome {
-        case .settled(_, _, _, _, let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .settled:
             self.metrics?.recordReservations(.cancelled, plan: planName)
             return Response(status: .noContent)
-        case .alreadyCancelled(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .alreadyCancelled:
             return Response(status: .noContent)
-        case .alreadySettled(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .alreadySettled:
             throw Self.reservationSettled
-        case .unknown(let reclaimed):
-            self.metrics?.recordReservationsExpired(plan: planName, count: reclaimed)
+        case .unknown:
             throw Self.unknownReservation
         }
     }

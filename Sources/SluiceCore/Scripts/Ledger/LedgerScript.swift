@@ -259,6 +259,15 @@ public enum LedgerScript {
         case alreadySettled(reclaimed: Int)
         /// It was cancelled before.
         case alreadyCancelled(reclaimed: Int)
+
+        /// Expired reservations the call reclaimed, whatever it came to.
+        public var reclaimed: Int {
+            switch self {
+            case .settled(_, _, _, _, let reclaimed), .unknown(let reclaimed), .alreadySettled(let reclaimed),
+                .alreadyCancelled(let reclaimed):
+                return reclaimed
+            }
+        }
     }
 
     /// Decodes a settle or cancel reply.
@@ -305,6 +314,14 @@ public enum LedgerScript {
         case unknown(reclaimed: Int)
         case alreadySettled(reclaimed: Int)
         case alreadyCancelled(reclaimed: Int)
+
+        /// Expired reservations the call reclaimed, whatever it came to.
+        public var reclaimed: Int {
+            switch self {
+            case .renewed(_, _, let reclaimed), .unknown(let reclaimed), .alreadySettled(let reclaimed), .alreadyCancelled(let reclaimed):
+                return reclaimed
+            }
+        }
     }
 
     /// Decodes a renew reply.
