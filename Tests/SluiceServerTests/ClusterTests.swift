@@ -161,6 +161,63 @@ struct ClusterTests {
         #expect(total <= keys.count * 8 && total >= keys.count * 6, "EVALSHA calls \(delta) for \(keys.count * 8) decisions")
     }
 
+    @Test("reservations on every master: reserve, renew, settle (overrun into debt) and cancel are one EVALSHA each and keep exact state")
+    func reservations() async throws {
+        let group = try Self.group()
+        let keys = (0..<12).map { "llm-\($0)" }
+        var owners: Set<Int> = []
+        for key in keys { owners.insert(try await Self.owner(of: key, group).port) }
+        #expect(owners.count == 3, "the test's keys must cover every master: \(owners)")
+        let config = try Self.config(group, """
+            plans:
+              llm:
+                throttle: { rate: 100, burst: 100 }
+                limits:
+                  tpm: { counts: total_tokens, rate: 0.001, burst: 2000 }
+                  spend: { counts: cost, quota: { limit: 100000, period: day } }
+                concurrency: { limit: 2, lease_ttl_s: 30 }
+                prices: { "*": { input: 1, output: 2 } }
+            api_keys:
+            \(keys.map { "  - { key: \($0), plan: llm }" }.joined(separator: "\n"))
+            """)
+        let json = HTTPFields([HTTPField(name: .contentType, value: "application/json")])
+        try await ServerHarness.run(config) { h in
+            let before = try await Self.evalshaCalls(group)
+            for key in keys {
+                let reserve = #"{"api_key":"\#(key)","estimate":{"input_tokens":300,"output_tokens":100}}"#
+                let first = try await h.send("/v1/reserve", method: .post, headers: json, body: reserve)
+                let id = try #require(first.json["reservation_id"] as? String, "\(key): \(first.text)")
+                #expect(first.remaining(of: "tpm") == 1600 && first.remaining(of: "spend") == 99_500, "\(first.text)")
+                let second = try await h.send("/v1/reserve", method: .post, headers: json, body: reserve)
+                let other = try #require(second.json["reservation_id"] as? String, "\(key): \(second.text)")
+                let third = try await h.send("/v1/reserve", method: .post, headers: json, body: reserve)
+                #expect(third.allowed == false && third.deniedBy == "concurrency", "\(key): \(third.text)")
+                let renewed = try await h.send("/v1/reservations/\(id)/renew", method: .post, headers: json, body: "{}")
+                #expect(renewed.json["lease"] as? String == "held", "\(renewed.text)")
+                // 2400 tokens used where 400 were reserved, another 400 held: tpm 800 in debt;
+                // spend 3300 (1500 × 1 + 900 × 2) where 500 were reserved, another 500 held.
+                let settled = try await h.send(
+                    "/v1/settle", method: .post, headers: json,
+                    body: #"{"reservation_id":"\#(id)","actual":{"input_tokens":1500,"output_tokens":900}}"#
+                )
+                #expect(settled.status == .ok && settled.remaining(of: "tpm") == 0 && settled.remaining(of: "spend") == 96_200, "\(settled.text)")
+                let cancelled = try await h.send("/v1/reservations/\(other)", method: .delete, headers: [:], body: nil)
+                #expect(cancelled.status == .noContent)
+                // Still 400 tokens of debt after the cancel: even a reserve of nothing waits (refill: one token in 1000 s).
+                let after = try await h.send("/v1/reserve", method: .post, headers: json, body: #"{"api_key":"\#(key)","estimate":{}}"#)
+                #expect(after.allowed == false && after.deniedBy == "tpm" && (after.retryAfterMs ?? 0) > 400_000_000, "\(after.text)")
+                #expect(after.remaining(of: "spend") == 96_700, "\(after.text)")
+                let owner = try await Self.owner(of: key, group)
+                let debt = try await owner.cliAsync("GET", StateKeys.prefix(keyID: ServerHarness.keyID(key)) + "n:tpm")
+                #expect(!debt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "tpm state on its master")
+            }
+            let after = try await Self.evalshaCalls(group)
+            let total = after.reduce(0) { $0 + $1.value - (before[$1.key] ?? 0) }
+            // reserve ×3, renew, settle, cancel, reserve: seven calls a key, one EVALSHA each.
+            #expect(total == keys.count * 7, "EVALSHA calls \(total) for \(keys.count * 7) operations")
+        }
+    }
+
     @Test("a slot with live keys resharded under load: no failed decision, the state moves with it, ASK is followed")
     func reshardUnderLoad() async throws {
         let group = try Self.group()
