@@ -67,14 +67,23 @@ public struct Decider: Sendable {
     /// A request without a stage, for a plan that lists stages.
     static let missingStage = InputError(code: "missing_stage", message: "the key's plan lists API stages: name the request's stage")
 
-    func prepare(_ request: CheckRequest, keyring: Keyring) -> Preparation {
+    /// A request's key and the limits its plan applies to it (by route and stage), or the answer
+    /// when there are none to ask Redis about (an unknown key, a stage the plan does not cover).
+    enum Applicable {
+        case limits(KeyEntry, [Limit])
+        case answered(Decision, headers: Set<HeaderStyle>)
+        case invalid(InputError)
+    }
+
+    /// The key and limits of a request: shared by checks and reservations.
+    static func applicable(_ request: CheckRequest, keyring: Keyring) -> Applicable {
         guard let entry = keyring.resolve(apiKey: request.apiKey) else {
             return .answered(.unknownKey, headers: [.ietf])
         }
         let plan = entry.plan
-        let limits: [Limit]
         switch plan.limits(for: request.route, stage: request.stage) {
-        case .limits(let applicable): limits = applicable
+        case .limits(let limits):
+            return .limits(entry, limits)
         case .stageNotInPlan:
             // A shadow plan never denies, not even a stage it does not list.
             let decision = Decision.stageNotInPlan(plan: plan.name)
@@ -85,6 +94,17 @@ public struct Decider: Sendable {
             guard plan.shadow else { return .invalid(Self.missingStage) }
             return .answered(Decision.stageNotInPlan(plan: plan.name).shadowed(), headers: plan.headers)
         }
+    }
+
+    func prepare(_ request: CheckRequest, keyring: Keyring) -> Preparation {
+        let entry: KeyEntry
+        let limits: [Limit]
+        switch Self.applicable(request, keyring: keyring) {
+        case .limits(let e, let l): (entry, limits) = (e, l)
+        case .answered(let decision, let headers): return .answered(decision, headers: headers)
+        case .invalid(let error): return .invalid(error)
+        }
+        let plan = entry.plan
         if limits.isEmpty {
             return .answered(.unlimited(plan: plan.name), headers: plan.headers)
         }

@@ -129,7 +129,10 @@ public enum HTTPTestClient {
         try await self.request(port: port, method: "POST", path: "/v1/check", headers: ["Content-Type": "application/json"], body: json)
     }
 
-    static func blockingRequest(
+    /// ``request(port:method:path:headers:body:timeout:)`` on the calling thread, blocking it:
+    /// for load from many clients at once, each on a thread of its own (blocking calls queued on
+    /// Dispatch's global queue hold its few worker threads).
+    public static func blockingRequest(
         port: Int, method: String, path: String, headers: [String: String], body: String?, timeout: Double
     ) throws -> HTTPTestResponse {
         let fd = try self.connectedSocket(port: port, timeout: timeout)

@@ -136,3 +136,22 @@ local function quota_value(ws, used, ext)
   if ext == 0 then return string.format('%d:%d', ws, used) end
   return string.format('%d:%d:%d', ws, used, ext)
 end
+
+-- Adds `units` to `day`'s field of the usage record `key` (a hash of day -> units). The first
+-- units of a day drop the days past the retention and renew the record's TTL. A record that is
+-- not a hash (or holds a garbage field) is started again rather than failing the call.
+local function add_day_usage(key, day, units, retention)
+  local day_field = int_text(day)
+  local total = redis.pcall('HINCRBY', key, day_field, int_text(units))
+  if type(total) ~= 'number' then
+    redis.call('DEL', key)
+    total = redis.call('HINCRBY', key, day_field, int_text(units))
+  end
+  if total == units then
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      local d = tonumber(field)
+      if not d or d <= day - retention then redis.call('HDEL', key, field) end
+    end
+    redis.call('EXPIRE', key, int_text((retention + 1) * 86400))
+  end
+end

@@ -66,24 +66,17 @@ struct ReservationRoutes: Sendable {
     }
 
     private func target(_ check: CheckRequest, keyring: Keyring) throws -> Target {
-        guard let entry = keyring.resolve(apiKey: check.apiKey) else {
-            return .answered(.unknownKey, [.ietf])
+        switch Decider.applicable(check, keyring: keyring) {
+        case .answered(let decision, let headers):
+            return .answered(decision, headers)
+        case .invalid(let error):
+            throw APIError(error)
+        case .limits(let entry, let limits):
+            guard let price = entry.plan.price(for: check.model) else {
+                throw APIError(Decider.unknownModel(check.model))
+            }
+            return .ready(entry, limits, price)
         }
-        let plan = entry.plan
-        let limits: [Limit]
-        switch plan.limits(for: check.route, stage: check.stage) {
-        case .limits(let applicable): limits = applicable
-        case .stageNotInPlan:
-            let decision = Decision.stageNotInPlan(plan: plan.name)
-            return .answered(plan.shadow ? decision.shadowed() : decision, plan.headers)
-        case .missingStage:
-            guard plan.shadow else { throw APIError(Decider.missingStage) }
-            return .answered(Decision.stageNotInPlan(plan: plan.name).shadowed(), plan.headers)
-        }
-        guard let price = plan.price(for: check.model) else {
-            throw APIError(Decider.unknownModel(check.model))
-        }
-        return .ready(entry, limits, price)
     }
 
     // MARK: Reserve

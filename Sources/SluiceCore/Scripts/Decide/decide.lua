@@ -136,22 +136,7 @@ if allowed then
   end
   local usage_key = KEYS[n + 1]
   if usage_key and usage_offset and not peek and retention_days > 0 then
-    local day = floor((floor(now_us / 1000000) - usage_offset) / 86400)
-    local day_field = int_text(day)
-    local total = redis.pcall('HINCRBY', usage_key, day_field, int_text(cost))
-    if type(total) ~= 'number' then
-      -- Not a hash (or a garbage field): start the record again rather than fail a decision.
-      redis.call('DEL', usage_key)
-      total = redis.call('HINCRBY', usage_key, day_field, int_text(cost))
-    end
-    if total == cost then
-      -- The first admitted request of a day: drop days past the retention, renew the TTL.
-      for _, field in ipairs(redis.call('HKEYS', usage_key)) do
-        local d = tonumber(field)
-        if not d or d <= day - retention_days then redis.call('HDEL', usage_key, field) end
-      end
-      redis.call('EXPIRE', usage_key, int_text((retention_days + 1) * 86400))
-    end
+    add_day_usage(usage_key, floor((floor(now_us / 1000000) - usage_offset) / 86400), cost, retention_days)
   end
 else
   out[1] = 0

@@ -121,20 +121,7 @@ local function add_usage(day, retention, e, adjust)
     if e.c ~= 0 then redis.call('HINCRBY', KEYS[6], day_text .. ':c', int_text(e.c)) end
     return
   end
-  if e.r ~= 0 then
-    local total = redis.pcall('HINCRBY', KEYS[5], day_text, int_text(e.r))
-    if type(total) ~= 'number' then
-      redis.call('DEL', KEYS[5])
-      total = redis.call('HINCRBY', KEYS[5], day_text, int_text(e.r))
-    end
-    if total == e.r then
-      for _, field in ipairs(redis.call('HKEYS', KEYS[5])) do
-        local d = tonumber(field)
-        if not d or d <= day - retention then redis.call('HDEL', KEYS[5], field) end
-      end
-      redis.call('EXPIRE', KEYS[5], int_text((retention + 1) * 86400))
-    end
-  end
+  if e.r ~= 0 then add_day_usage(KEYS[5], day, e.r, retention) end
   if e.i == 0 and e.o == 0 and e.k == 0 and e.c == 0 then return end
   local marker = redis.pcall('HGET', KEYS[6], 'day')
   if type(marker) == 'table' and marker.err then
